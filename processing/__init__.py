@@ -1,0 +1,14 @@
+"""Inputs of ELEGANCE models: the processor, its audio and lip-video parts, and the embedded corpus."""
+
+from transformers import AutoConfig, AutoProcessor
+
+from modeling_elegance.configuration_elegance import EleganceConfig
+
+from .feature_extraction_elegance import EleganceFeatureExtractor
+from .lip_video_processor import LipVideoProcessor
+from .processing_elegance import EleganceProcessor, default_llm_path
+
+AutoConfig.register(EleganceConfig.model_type, EleganceConfig, exist_ok=True)
+AutoProcessor.register(EleganceConfig, EleganceProcessor, exist_ok=True)
+
+__all__ = ["EleganceFeatureExtractor", "EleganceProcessor", "LipVideoProcessor", "default_llm_path"]

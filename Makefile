@@ -1,0 +1,49 @@
+# Two commands set everything up on a fresh machine with Python >= 3.10 and pip:
+#   make demo   installs the package into .venv and runs the main job on the embedded default corpus
+#   make test   installs the package with its test extras and runs the default test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA := data/default
+OUT := outputs
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_EVALUATE_OFFLINE := 1
+
+.PHONY: demo test test-slow bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# a stamp per extras set: reinstall only when setup.py changes
+$(VENV)/.installed: setup.py | $(BIN)/python
+	$(BIN)/python -m pip install -q -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import modeling_elegance, processing"
+	touch $@
+
+$(VENV)/.installed-dev: setup.py | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import modeling_elegance, processing, pytest"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
+	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
+	$(BIN)/elegance-data summary $(DATA) --contact-sheet $(OUT)/contact_sheet.png --split test
+
+test: install-dev
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-slow: install-dev
+	$(BIN)/python -m pytest -q -m slow tests
+
+bench: install-dev
+	$(BIN)/python benchmarks/bench_corpus_generation.py --out docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) $(OUT) data *.egg-info
