@@ -28,6 +28,7 @@ TARGET_LEVEL_DBFS = -25.0
 SIR_RANGE_DB = (-10.0, 10.0)
 PEAK_LIMIT = 0.95
 MAX_ONSET_SECONDS = 0.5
+MAX_TEXT_DRAWS = 8
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,16 @@ class CorpusGenerator:
         turns = conversations[rng.integers(len(conversations))]
         return turns, int(rng.integers(len(turns)))
 
+    def _draw_speech(self, rng, text_split: str, speaker: Speaker, min_seconds: float, max_seconds: float):
+        """A turn (continued by the next ones) that lasts at least half of ``min_seconds``: a conversation that
+        ends too soon (a one-word answer) is replaced by another draw."""
+        for _ in range(MAX_TEXT_DRAWS):
+            turns, position = self._random_turn(rng, text_split, speaker.language)
+            utterance = _speak_turns(turns, position, speaker, min_seconds, max_seconds)
+            if utterance.duration >= 0.5 * min_seconds:
+                break
+        return turns, position, utterance
+
     def example(self, split: str, index: int) -> dict:
         """Example ``index`` of ``split``, as a dict of the columns of :func:`corpus_features`."""
         spec = SPLITS[split]
@@ -220,25 +231,23 @@ class CorpusGenerator:
         chosen = rng.choice(len(speakers), size=1 + spec.num_interferers, replace=False)
         target_speaker, interferer_speakers = speakers[chosen[0]], [speakers[i] for i in chosen[1:]]
 
-        turns, position = self._random_turn(rng, spec.text_split, target_speaker.language)
         if spec.scenario == "switch":
             # the target speaks for 30-60% of the clip at its start or its end
             span = clip * rng.uniform(0.3, 0.6)
-            utterance = _speak_turns(turns, position, target_speaker, 0.5 * span, span)
+            turns, position, utterance = self._draw_speech(rng, spec.text_split, target_speaker, 0.5 * span, span)
             length = min(utterance.duration, span)
             at_start = bool(rng.integers(2))
             onset = rng.uniform(0.0, 0.2) if at_start else clip - length - rng.uniform(0.0, 0.2)
             target = _place(utterance, target_speaker, clip, span, max(onset, 0.0))
         else:
             budget = clip - 0.05
-            utterance = _speak_turns(turns, position, target_speaker, 0.7 * clip, budget)
+            turns, position, utterance = self._draw_speech(rng, spec.text_split, target_speaker, 0.7 * clip, budget)
             onset = rng.uniform(0.0, max(0.0, min(MAX_ONSET_SECONDS, budget - utterance.duration)))
             target = _place(utterance, target_speaker, clip, budget - onset, onset)
 
         interferers = []
         for speaker in interferer_speakers:
-            other_turns, other_position = self._random_turn(rng, spec.text_split, speaker.language)
-            speech = _speak_turns(other_turns, other_position, speaker, clip, clip)
+            _, _, speech = self._draw_speech(rng, spec.text_split, speaker, clip, clip)
             other_onset = rng.uniform(0.0, max(0.0, min(MAX_ONSET_SECONDS, clip - speech.duration)))
             interferers.append(_place(speech, speaker, clip, clip - other_onset, other_onset).waveform)
 

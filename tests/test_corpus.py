@@ -89,7 +89,7 @@ def test_lip_motion_follows_the_speech(tiny_corpus):
         matched.append(np.corrcoef(opening, _frame_rms(dataset[index]["target"], len(opening)))[0, 1])
         other = dataset[(index + 1) % len(dataset)]["target"]
         mismatched.append(np.corrcoef(opening, _frame_rms(other, len(opening)))[0, 1])
-    # measured on seed 0: 0.54 for the own speech, 0.07 for another example's
+    # measured on seed 0: 0.48 for the own speech, 0.09 for another example's
     assert np.mean(matched) > 0.4
     assert abs(np.mean(mismatched)) < 0.2
 
