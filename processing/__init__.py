@@ -2,6 +2,7 @@
 
 from transformers import AutoConfig, AutoProcessor
 
+from modeling_elegance import MODEL_CLASSES
 from modeling_elegance.configuration_elegance import EleganceConfig
 
 from .feature_extraction_elegance import EleganceFeatureExtractor
@@ -9,6 +10,7 @@ from .lip_video_processor import LipVideoProcessor
 from .processing_elegance import EleganceProcessor, default_llm_path
 
 AutoConfig.register(EleganceConfig.model_type, EleganceConfig, exist_ok=True)
-AutoProcessor.register(EleganceConfig, EleganceProcessor, exist_ok=True)
+for _config_class in (EleganceConfig, *MODEL_CLASSES):
+    AutoProcessor.register(_config_class, EleganceProcessor, exist_ok=True)
 
 __all__ = ["EleganceFeatureExtractor", "EleganceProcessor", "LipVideoProcessor", "default_llm_path"]
