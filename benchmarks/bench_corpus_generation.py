@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import tempfile
 import time
 
+from bench_report import machine_line, replace_section
 from processing.corpus_generation import PRESETS, generate_corpus
 
 SECTION = "## Corpus generation"
@@ -30,20 +29,6 @@ def measure(preset: str, workers: int, splits: list[str]) -> dict:
     return {"examples": examples, "utterances": utterances, "seconds": wall}
 
 
-def replace_section(path: str, body: str) -> None:
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[following:] if following != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    tmp = path + ".tmp"
-    with open(tmp, "w") as stream:
-        stream.write(text)
-    os.replace(tmp, path)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "default"], choices=sorted(PRESETS))
@@ -52,7 +37,6 @@ def main():
     parser.add_argument("--out", default=None, help="Markdown file whose corpus-generation section is replaced")
     args = parser.parse_args()
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     rows = []
     for preset in args.presets:
         for workers in sorted(set(args.workers)):
@@ -64,15 +48,14 @@ def main():
             print(rows[-1], flush=True)
     body = (
         f"{SECTION}\n\n"
-        f"Command: `python benchmarks/bench_corpus_generation.py --out docs/benchmarks.md` (commit {commit}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores). Splits {', '.join(args.splits)}; wall time "
+        f"Command: `python benchmarks/bench_corpus_generation.py --out docs/benchmarks.md` ({machine_line()}). Splits {', '.join(args.splits)}; wall time "
         f"includes writing the Arrow files. An utterance is one synthesised voice (a target with its rendered lips, or an "
         f"interferer).\n\n"
         "| preset | ROI px | workers | examples | seconds | examples/s | utterances/s |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     if args.out:
-        replace_section(args.out, body)
+        replace_section(args.out, SECTION, body)
     print(body)
 
 
