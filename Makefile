@@ -44,6 +44,7 @@ test-slow: install-dev
 
 bench: install-dev
 	$(BIN)/python benchmarks/bench_corpus_generation.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_backbones.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(OUT) data *.egg-info

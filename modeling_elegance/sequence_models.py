@@ -24,6 +24,13 @@ class BidirectionalLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         # x: (batch, frames, channels) -> (batch, frames, 2 * hidden)
+        if x.device.type == "cpu":
+            # oneDNN has no bf16 LSTM on CPUs without AVX512-BF16: run it in float32 under autocast
+            with torch.autocast("cpu", enabled=False):
+                return self._run(x.float(), lengths)
+        return self._run(x, lengths)
+
+    def _run(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         if lengths is None or bool((lengths == x.shape[1]).all()):
             return self.lstm(x)[0]
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)

@@ -298,6 +298,18 @@ def test_bf16_autocast_runs_and_stays_close_to_float32(name):
     assert torch.all(agreement > 15), agreement
 
 
+def test_lstm_runs_in_float32_under_cpu_bf16_autocast():
+    from modeling_elegance.sequence_models import BidirectionalLSTM
+
+    lstm = BidirectionalLSTM(64, hidden_size=128)
+    x = torch.randn(260, 100, 64, requires_grad=True)  # a usev-base intra-chunk batch; oneDNN's bf16 LSTM rejects it
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = lstm(x)
+    y.sum().backward()
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, lstm.lstm(x)[0])
+
+
 def test_activity_aware_loss_scores_speech_with_sdr_and_silence_with_energy():
     target = torch.zeros(2, 1600)
     target[0] = torch.randn(1600)  # always speaking
