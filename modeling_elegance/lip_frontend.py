@@ -60,7 +60,22 @@ class LipFrontend(nn.Module):
         self.trunk = nn.Sequential(*stages)
         self.projection = nn.Identity() if channels == embedding_dim else nn.Linear(channels, embedding_dim)
 
+    # frames embedded at once outside training: the stem's activations of a long clip would take gigabytes
+    inference_block_frames = 64
+
     def forward(self, lip_frames: torch.Tensor) -> torch.Tensor:
+        frames, block = lip_frames.shape[1], self.inference_block_frames
+        if self.training or frames <= block:
+            return self._embed(lip_frames)
+        # only the stem looks across frames (2 on each side): blocks with that halo give the same embeddings
+        halo, pieces = 2, []
+        for start in range(0, frames, block):
+            low, high = max(0, start - halo), min(frames, start + block + halo)
+            embedded = self._embed(lip_frames[:, low:high])
+            pieces.append(embedded[:, start - low : start - low + min(block, frames - start)])
+        return torch.cat(pieces, dim=1)
+
+    def _embed(self, lip_frames: torch.Tensor) -> torch.Tensor:
         batch = lip_frames.shape[0]
         features = self.stem(lip_frames.unsqueeze(1))  # (batch, width, frames, height / 4, width / 4)
         features = self.trunk(rearrange(features, "b c t h w -> (b t) c h w"))

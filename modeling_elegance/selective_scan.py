@@ -12,7 +12,8 @@ states are run forward (all rows and channels at once, in place), its outputs ar
 dropped; only the state entering each chunk is kept. The backward pass walks the chunks in reverse, recomputes
 each chunk's states from its entry state, runs the adjoint recurrence ``g[t] = C[t] grad_y[t] + a[t + 1] g[t + 1]``
 and reduces the chunk's gradients. No ``(batch, frames, channels, states)`` tensor is ever materialised, so memory
-stays at ``(batch, chunks, channels, states)`` even on a 60 s input, and there is no per-frame autograd.
+stays at ``(batch, chunks, channels, states)`` for training (chunks of at least 16 frames) and at one chunk for
+inference, even on a 60 s input, and there is no per-frame autograd.
 
 On a GPU with `mamba_ssm` installed, its fused kernel is used instead.
 """
@@ -28,6 +29,15 @@ except ImportError:
 
 # elements of a chunk's (batch, chunk frames, channels, states) temporaries: about 2 MB in float32, cache-sized
 _CHUNK_ELEMENTS = 1 << 19
+
+
+# a chunk spans at least this many frames: the entry states kept for backward are at most 1/16 of all states
+_MIN_CHUNK_FRAMES = 16
+
+
+def _row_blocks(rows: int, channels: int, states: int) -> list[slice]:
+    size = max(1, _CHUNK_ELEMENTS // (_MIN_CHUNK_FRAMES * channels * states))
+    return [slice(start, min(start + size, rows)) for start in range(0, rows, size)]
 
 
 def _chunks(frames: int, rows: int, channels: int, states: int) -> list[slice]:
@@ -60,7 +70,9 @@ class _ChunkedSelectiveScan(torch.autograd.Function):
             state = states[:, -1].clone()
         y.addcmul_(u, D)
         ctx.chunks = chunks
-        ctx.save_for_backward(u, delta, A, B, C, D, torch.stack(entry_states, dim=1))
+        # entry states are only needed by backward: not kept at inference
+        kept = torch.stack(entry_states, dim=1) if any(ctx.needs_input_grad) else None
+        ctx.save_for_backward(u, delta, A, B, C, D, kept)
         return y
 
     @staticmethod
@@ -110,13 +122,17 @@ def selective_scan(
     Returns:
         ``(batch, frames, channels)``. Computed in float32 whatever the autocast dtype, like `mamba_ssm`.
     """
+    input_dtype = u.dtype
     if u.is_cuda and _mamba_ssm_selective_scan is not None:  # pragma: no cover - needs CUDA and mamba_ssm
         return _mamba_ssm_selective_scan(
             u.transpose(1, 2), delta.transpose(1, 2), A.float(), B.transpose(1, 2), C.transpose(1, 2), D.float()
         ).transpose(1, 2)
     with torch.autocast(u.device.type, enabled=False):
-        inputs = [tensor.float().contiguous() for tensor in (u, delta, A, B, C, D)]
-        return _ChunkedSelectiveScan.apply(*inputs).to(u.dtype)
+        u, delta, A, B, C, D = [tensor.float().contiguous() for tensor in (u, delta, A, B, C, D)]
+        # rows in blocks, so that a chunk of a long or wide input still stays cache-sized
+        blocks = _row_blocks(u.shape[0], u.shape[2], A.shape[1])
+        outputs = [_ChunkedSelectiveScan.apply(u[rows], delta[rows], A, B[rows], C[rows], D) for rows in blocks]
+        return (outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=0)).to(input_dtype)
 
 
 def selective_scan_reference(

@@ -244,6 +244,35 @@ def test_chunked_scan_matches_the_sequential_recurrence(shape):
         torch.testing.assert_close(got / scale, expected / scale, atol=1e-5, rtol=0, msg=f"gradient of {name}")
 
 
+def test_scan_row_blocks_and_inference_mode_give_the_same_result(monkeypatch):
+    import modeling_elegance.selective_scan as scan
+
+    generator = torch.Generator().manual_seed(3)
+    u, delta = torch.randn(9, 40, 8, generator=generator), torch.rand(9, 40, 8, generator=generator)
+    A, D = -torch.rand(8, 4, generator=generator), torch.randn(8, generator=generator)
+    B, C = torch.randn(9, 40, 4, generator=generator), torch.randn(9, 40, 4, generator=generator)
+    whole = scan.selective_scan(u, delta, A, B, C, D)
+    monkeypatch.setattr(scan, "_CHUNK_ELEMENTS", 16 * 8 * 4 * 2)  # blocks of 2 rows, chunks of 16 frames
+    assert len(scan._row_blocks(9, 8, 4)) == 5
+    with torch.inference_mode():
+        blocked = scan.selective_scan(u, delta, A, B, C, D)
+    torch.testing.assert_close(blocked, whole, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(blocked, scan.selective_scan_reference(u, delta, A, B, C, D), atol=1e-5, rtol=1e-5)
+
+
+def test_lip_frontend_embeds_long_clips_in_blocks_with_the_same_result():
+    from modeling_elegance.lip_frontend import LipFrontend
+
+    torch.manual_seed(0)
+    frontend = LipFrontend(width=4, embedding_dim=16).eval()
+    clip = torch.randn(2, 23, 24, 24)
+    with torch.no_grad():
+        whole = frontend(clip)
+        frontend.inference_block_frames = 5
+        blocked = frontend(clip)
+    torch.testing.assert_close(blocked, whole, atol=1e-5, rtol=1e-5)
+
+
 def test_scan_runs_in_float32_under_bf16_autocast():
     u, delta = torch.randn(2, 20, 8), torch.rand(2, 20, 8)
     A, B, C, D = -torch.rand(8, 4), torch.randn(2, 20, 4), torch.randn(2, 20, 4), torch.randn(8)
