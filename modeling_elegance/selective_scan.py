@@ -29,8 +29,6 @@ except ImportError:
 
 # elements of a chunk's (batch, chunk frames, channels, states) temporaries: about 2 MB in float32, cache-sized
 _CHUNK_ELEMENTS = 1 << 19
-
-
 # a chunk spans at least this many frames: the entry states kept for backward are at most 1/16 of all states
 _MIN_CHUNK_FRAMES = 16
 

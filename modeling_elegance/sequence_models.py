@@ -10,6 +10,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import initialization as init
 
 from .selective_scan import selective_scan
 
@@ -66,8 +67,6 @@ class MambaMixer(nn.Module):
     @torch.no_grad()
     def reset_ssm_parameters(self, time_step_min: float = 1e-3, time_step_max: float = 0.1):
         """Mamba's initialisation: S4D-real ``A``, unit ``D``, step sizes log-uniform in [min, max]."""
-        from transformers import initialization as init
-
         inner = self.A_log.shape[0]
         init.copy_(self.A_log, torch.log(torch.arange(1, self.state_size + 1, dtype=torch.float32)).repeat(inner, 1))
         init.ones_(self.D)
