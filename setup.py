@@ -47,6 +47,9 @@ setup(
     entry_points={
         "console_scripts": [
             "elegance-data=processing.cli:main",
+            "elegance-train=training.train:main",
+            "elegance-export=training.export:main",
+            "elegance-pretrain-pslm=training.pslm_pretraining:main",
         ]
     },
 )

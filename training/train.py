@@ -1,0 +1,169 @@
+"""`elegance-train` (also ``python -m training.train``): train a backbone with any combination of LLM guidance.
+
+    elegance-train --backbone usev-tiny --data data/default --guidance output,input --output_dir runs/usev \
+        [--llm NAME_OR_PATH] [--pslm NAME_OR_PATH] [any transformers.TrainingArguments flag]
+
+Works under ``accelerate launch`` (configs in ``training/configs/``). At the end the guidance-free model is
+exported to ``--export_dir`` (default ``OUTPUT_DIR/guidance-free``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from transformers import AutoModel, HfArgumentParser, TrainingArguments, set_seed
+
+from modeling_elegance import MODEL_CLASSES, PRESETS, preset_config
+from processing import EleganceProcessor
+
+from .arguments import GuidanceArguments
+from .data import GuidanceCollator, GuidanceDataset, load_split, transcripts_of
+from .embedding_cache import TranscriptEmbeddings
+from .guided_model import GuidedModel
+from .heads import CrossModalKnowledgeTransferHead, InputGuidanceHead, IntermediateGuidanceHead, OutputGuidanceHead
+from .language_model import load_causal_language_model, resolve_llm, text_encoder_width
+from .speech_encoder import SpeechEncoder
+from .trainer import GuidanceTrainer
+
+# defaults of TrainingArguments that suit this package (every one can be overridden on the command line)
+TRAINING_DEFAULTS = dict(
+    remove_unused_columns=False,  # the collator reads the corpus columns
+    label_names=["labels"],
+    report_to="none",
+    learning_rate=1e-3,
+    per_device_train_batch_size=4,
+    per_device_eval_batch_size=4,
+    logging_steps=10,
+    save_steps=200,
+    save_total_limit=3,
+    dataloader_num_workers=0,
+    ddp_find_unused_parameters=False,
+    max_grad_norm=5.0,
+)
+
+
+def build_backbone(args: GuidanceArguments, llm_width: int | None):
+    """The backbone: a preset (with a prior fusion of ``llm_width`` when input guidance is on) or a saved model."""
+    wants_prior = "input" in args.heads
+    if args.backbone in PRESETS:
+        config = preset_config(args.backbone, prior_embedding_dim=llm_width if wants_prior else None)
+        return MODEL_CLASSES[type(config)](config)
+    if not os.path.isdir(args.backbone):
+        raise ValueError(
+            f"--backbone {args.backbone!r} is neither a preset ({', '.join(PRESETS)}) nor a saved model folder"
+        )
+    model = AutoModel.from_pretrained(args.backbone)
+    if wants_prior and model.config.prior_embedding_dim != llm_width:
+        raise ValueError(
+            f"{args.backbone} has prior_embedding_dim={model.config.prior_embedding_dim} but input guidance with "
+            f"this LLM needs {llm_width}; start from a preset, or from a model trained with the same LLM"
+        )
+    return model
+
+
+def build_heads(args: GuidanceArguments, backbone, llm_width: int | None):
+    """The enabled heads and their loss weights (CMKT: ``a`` on the extraction loss, ``1 - a`` on its own)."""
+    heads, weights, extraction_weight = [], {}, 1.0
+    channels = backbone.config.bottleneck_channels
+    if "output" in args.heads:
+        if args.pslm is None:
+            raise ValueError(
+                "output guidance needs a PSLM: pass --pslm facebook/hubert-base-ls960 (or any local HuBERT, "
+                "wav2vec2 or WavLM folder), or pretrain one offline with `elegance-pretrain-pslm --data DATA "
+                "--output_dir DIR` and pass --pslm DIR"
+            )
+        heads.append(OutputGuidanceHead(SpeechEncoder.from_pretrained(args.pslm), llm_width, args.adapter_dim))
+        weights["output"] = args.output_weight
+    if "intermediate" in args.heads:
+        language_model, _, _ = load_causal_language_model(args.llm)
+        heads.append(IntermediateGuidanceHead(language_model, channels, args.intermediate_num_heads,
+                                              args.intermediate_alpha, args.llm_lora_rank))
+        weights["intermediate"] = args.intermediate_weight
+    if "input" in args.heads:
+        heads.append(InputGuidanceHead())
+    if "cmkt" in args.heads:
+        heads.append(CrossModalKnowledgeTransferHead(channels, llm_width))
+        weights["cmkt"], extraction_weight = 1.0 - args.cmkt_alpha, args.cmkt_alpha
+    return heads, weights, extraction_weight
+
+
+def build_run(args: GuidanceArguments, training_args: TrainingArguments, log=print):
+    """Everything a run needs: ``(guided model, processor, train dataset, eval dataset, collator, record)``."""
+    heads_need_embeddings = bool({"output", "input", "cmkt"} & set(args.heads))
+    llm_width = text_encoder_width(args.llm) if args.heads else None
+    backbone = build_backbone(args, llm_width)
+    config = backbone.config
+    processor = EleganceProcessor.from_defaults(
+        resolve_llm(args.llm), sampling_rate=config.sampling_rate, fps=config.fps, lip_roi_size=config.lip_roi_size
+    )
+    train_data = load_split(args.data, args.train_split, args.audio_root, args.visual_root, args.max_train_examples)
+    eval_data = None
+    if args.eval_split:
+        eval_data = load_split(args.data, args.eval_split, args.audio_root, args.visual_root, args.max_eval_examples)
+    embeddings = None
+    if heads_need_embeddings:
+        texts = transcripts_of(train_data) + (transcripts_of(eval_data) if eval_data is not None else [])
+        with training_args.main_process_first(desc="LLM embeddings of the transcripts"):
+            embeddings = TranscriptEmbeddings.load_or_compute(
+                texts, args.llm, args.max_text_tokens, args.embedding_cache_dir, log=log
+            )
+    heads, weights, extraction_weight = build_heads(args, backbone, llm_width)
+    model = GuidedModel(backbone, heads, weights, extraction_weight)
+    draws = dict(input_probability=args.input_probability, max_shift=args.cmkt_max_shift)
+    train_dataset = GuidanceDataset(train_data, True, training_args.seed, args.impair_visual, **draws)
+    eval_dataset = None if eval_data is None else GuidanceDataset(eval_data, False, training_args.seed, **draws)
+    collator = GuidanceCollator(
+        processor,
+        uses_lips=config.lip_input is not None,
+        embeddings=embeddings,
+        tokenizer=processor.tokenizer if "intermediate" in args.heads else None,
+        max_text_tokens=args.max_text_tokens,
+    )
+    record = {"backbone_model_type": config.model_type, "backbone_config": config.to_dict(), "guidance": args.to_dict()}
+    return model, processor, train_dataset, eval_dataset, collator, record
+
+
+def parse_arguments(argv=None) -> tuple[GuidanceArguments, TrainingArguments]:
+    parser = HfArgumentParser((GuidanceArguments, TrainingArguments))
+    parser.set_defaults(**TRAINING_DEFAULTS)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv=None) -> int:
+    args, training_args = parse_arguments(argv)
+    if training_args.eval_strategy != "no" and not args.eval_split:
+        raise ValueError("--eval_strategy needs an --eval_split")
+    set_seed(training_args.seed)  # the initial weights are a function of --seed
+    model, processor, train_dataset, eval_dataset, collator, record = build_run(args, training_args)
+    trainer = GuidanceTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset if training_args.eval_strategy != "no" else None,
+        data_collator=collator,
+        processing_class=processor,
+        training_record=record,
+    )
+    resume = training_args.resume_from_checkpoint
+    if resume == "last":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            print(f"no checkpoint in {training_args.output_dir}: starting from scratch")
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json with the log history
+    if trainer.is_world_process_zero():
+        from .export import export_guidance_free
+
+        export_dir = args.export_dir or os.path.join(training_args.output_dir, "guidance-free")
+        export_guidance_free(training_args.output_dir, export_dir)
+        print(f"guidance-free model written to {export_dir}")
+    trainer.accelerator.wait_for_everyone()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
