@@ -37,7 +37,11 @@ class PslmArguments:
     data: str = field(metadata={"help": "a corpus folder written by elegance-data"})
     size: str = field(default="tiny", metadata={"help": f"one of {', '.join(SIZES)}"})
     train_split: str = field(default="train")
-    eval_split: str | None = field(default="validation")
+    eval_split: str | None = field(default="validation", metadata={"help": "'none' for no evaluation split"})
+
+    def __post_init__(self):
+        if self.eval_split in ("", "none"):
+            self.eval_split = None
 
 
 def character_vocabulary(transcripts) -> dict[str, int]:
