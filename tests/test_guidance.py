@@ -295,3 +295,15 @@ def test_two_processes_reach_the_loss_of_one_with_the_same_global_batch(tiny_cor
     for a, b in zip(single, double):
         for key in ("loss", "loss_extraction", "loss_cmkt"):
             assert abs(a[key] - b[key]) <= 1e-3 * abs(a[key]), (key, a, b)
+
+
+def test_pool_frames_averages_real_frames_only():
+    from training.heads.intermediate_guidance import pool_frames
+
+    features = torch.arange(1.0, 8.0).view(1, 7, 1).repeat(2, 1, 2)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0]])
+    pooled, pooled_mask = pool_frames(features, mask, 4)
+    assert pooled[0, :, 0].tolist() == [2.5, 6.0] and pooled_mask[0].tolist() == [1, 1]
+    assert pooled[1, :, 0].tolist() == [2.5, 5.0] and pooled_mask[1].tolist() == [1, 1]
+    pooled, pooled_mask = pool_frames(features[:, :5], torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]), 4)
+    assert pooled[1, :, 0].tolist() == [2.0, 0.0] and pooled_mask.tolist() == [[1, 1], [1, 0]]

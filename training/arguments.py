@@ -53,6 +53,9 @@ class GuidanceArguments:
     intermediate_weight: float = field(default=0.1, metadata={"help": "weight of the next-token-prediction loss"})
     intermediate_alpha: float = field(default=0.1, metadata={"help": "scale of the cross-attention residual"})
     intermediate_num_heads: int = field(default=4, metadata={"help": "heads of each inserted cross-attention"})
+    intermediate_memory_stride: int = field(
+        default=4, metadata={"help": "average the extractor features over this many frames before the LLM reads them"}
+    )
     input_probability: float = field(
         default=0.2, metadata={"help": "input guidance: probability that an example gets its real text embeddings"}
     )

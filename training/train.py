@@ -78,7 +78,8 @@ def build_heads(args: GuidanceArguments, backbone, llm_width: int | None):
     if "intermediate" in args.heads:
         language_model, _, _ = load_causal_language_model(args.llm)
         heads.append(IntermediateGuidanceHead(language_model, channels, args.intermediate_num_heads,
-                                              args.intermediate_alpha, args.llm_lora_rank))
+                                              args.intermediate_alpha, args.llm_lora_rank,
+                                              args.intermediate_memory_stride))
         weights["intermediate"] = args.intermediate_weight
     if "input" in args.heads:
         heads.append(InputGuidanceHead())

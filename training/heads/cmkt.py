@@ -46,26 +46,28 @@ class CrossModalKnowledgeTransferHead(GuidanceHead):
     Args:
         feature_channels: channels of the backbone's ``extractor_features``.
         text_dim: width of the LLM token embeddings to predict.
+        attention_dim: width the attention works in (the prediction is projected up to ``text_dim``).
         num_heads: heads of the cross-modal attention.
     """
 
     name = "cmkt"
 
-    def __init__(self, feature_channels: int, text_dim: int, num_heads: int = 4):
+    def __init__(self, feature_channels: int, text_dim: int, attention_dim: int = 128, num_heads: int = 4):
         super().__init__()
-        if text_dim % num_heads:
-            raise ValueError(f"CMKT attention heads ({num_heads}) must divide the LLM width ({text_dim})")
-        self.feature_projection = nn.Linear(feature_channels, text_dim)
-        self.query_projection = nn.Linear(text_dim, text_dim)
-        self.attention = nn.MultiheadAttention(text_dim, num_heads, batch_first=True)
-        self.output_projection = nn.Linear(text_dim, text_dim)
+        if attention_dim % num_heads:
+            raise ValueError(f"CMKT attention heads ({num_heads}) must divide its width ({attention_dim})")
+        self.attention_dim = attention_dim
+        self.feature_projection = nn.Linear(feature_channels, attention_dim)
+        self.query_projection = nn.Linear(attention_dim, attention_dim)
+        self.attention = nn.MultiheadAttention(attention_dim, num_heads, batch_first=True)
+        self.output_projection = nn.Linear(attention_dim, text_dim)
 
     def forward(self, output, batch: dict) -> torch.Tensor:
         targets, mask = batch["transcript_embeds"], batch["transcript_embeds_mask"]  # (batch, tokens, dim), (batch, tokens)
         if self.training:
             targets, mask = shift_sequence(targets, mask, batch["embedding_shift"])
         keys = self.feature_projection(output.extractor_features)  # (batch, frames, dim)
-        positions = sinusoidal_positions(targets.shape[1], targets.shape[-1], keys.device)
+        positions = sinusoidal_positions(targets.shape[1], self.attention_dim, keys.device)
         queries = self.query_projection(positions)[None].expand(targets.shape[0], -1, -1)
         padding = output.extractor_attention_mask == 0
         read, _ = self.attention(queries, keys, keys, key_padding_mask=padding, need_weights=False)
