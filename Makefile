@@ -35,6 +35,7 @@ demo: install
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
 	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
 	$(BIN)/elegance-data summary $(DATA) --contact-sheet $(OUT)/contact_sheet.png --split test
+	$(BIN)/python -m training.demo --data $(DATA) --out $(OUT)
 
 test: install-dev
 	$(BIN)/python -m pytest -q -m "not slow" tests
@@ -45,6 +46,7 @@ test-slow: install-dev
 bench: install-dev
 	$(BIN)/python benchmarks/bench_corpus_generation.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_backbones.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_guidance.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(OUT) data *.egg-info

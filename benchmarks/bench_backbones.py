@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import torch
 
-from bench_report import machine_line, replace_section
+from bench_report import machine_line, peak_growth_mb, replace_section
 from modeling_elegance import MODEL_CLASSES, preset_config
 from modeling_elegance.sequence_models import MambaMixer
 from modeling_elegance.selective_scan import selective_scan
@@ -135,30 +133,14 @@ def profile_usev_base(seconds: float = 4.0) -> tuple[float, list[str]]:
     return lstm / total, [f"{event.key} {100 * event.self_cpu_time_total / total:.0f}%" for event in top]
 
 
-def resident_mb() -> float:
-    with open("/proc/self/statm") as stream:
-        return int(stream.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def peak_memory_worker(name: str, seconds: float) -> None:
     """Prints the peak resident set size above the level just before one inference, sampled every 2 ms."""
     model = build(name).eval()
     inputs = model_inputs(model, 1, seconds)
     with torch.inference_mode():
         model(**model_inputs(model, 1, 1.0))
-        baseline, peak, running = resident_mb(), [0.0], [True]
-
-        def sample():
-            while running[0]:
-                peak[0] = max(peak[0], resident_mb())
-                time.sleep(0.002)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        model(**inputs)
-        running[0] = False
-        sampler.join()
-    print(json.dumps({"peak_growth_mb": max(peak[0], resident_mb()) - baseline}))
+        growth = peak_growth_mb(lambda: model(**inputs))
+    print(json.dumps({"peak_growth_mb": growth}))
 
 
 def peak_memory(name: str, seconds: float = 60.0) -> float:

@@ -20,13 +20,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import torch
 
-from bench_backbones import resident_mb
-from bench_report import machine_line, replace_section
+from bench_report import machine_line, peak_growth_mb, replace_section
 
 SECTION = "## Guidance heads"
 CONFIGS = ["none", "input", "cmkt", "output", "output:hubert-base", "intermediate", "output,intermediate,input,cmkt"]
@@ -96,20 +94,12 @@ def time_step(config_name: str, paths: dict) -> dict:
 
 def memory_worker(config_name: str, workdir: str) -> None:
     step, *_ = build(config_name, prepare(workdir))
-    baseline, peak, running = resident_mb(), [0.0], [True]
 
-    def sample():
-        while running[0]:
-            peak[0] = max(peak[0], resident_mb())
-            time.sleep(0.002)
+    def three_steps():
+        for _ in range(3):
+            step()
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    for _ in range(3):
-        step()
-    running[0] = False
-    sampler.join()
-    print(json.dumps({"peak_growth_mb": max(peak[0], resident_mb()) - baseline}))
+    print(json.dumps({"peak_growth_mb": peak_growth_mb(three_steps)}))
 
 
 def peak_memory(config_name: str, workdir: str) -> float:

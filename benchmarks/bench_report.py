@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import subprocess
+import threading
+import time
 
 
 def replace_section(path: str, title: str, body: str) -> None:
@@ -26,3 +29,27 @@ def machine_line() -> str:
     """``commit abc1234, x86_64, 2 cores``: where and on what the numbers were measured."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     return f"commit {commit}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as stream:
+        return int(stream.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_growth_mb(run) -> float:
+    """Peak resident set size while ``run()`` runs (sampled every 2 ms) above the level just before it, in MB."""
+    baseline, peak, running = resident_mb(), [0.0], [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], resident_mb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        run()
+    finally:
+        running[0] = False
+        sampler.join()
+    return max(peak[0], resident_mb()) - baseline

@@ -307,3 +307,9 @@ def test_pool_frames_averages_real_frames_only():
     assert pooled[1, :, 0].tolist() == [2.5, 5.0] and pooled_mask[1].tolist() == [1, 1]
     pooled, pooled_mask = pool_frames(features[:, :5], torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]), 4)
     assert pooled[1, :, 0].tolist() == [2.0, 0.0] and pooled_mask.tolist() == [[1, 1], [1, 0]]
+
+
+def test_output_guidance_refuses_a_batch_of_one(tiny_corpus_path, cache_dir, tiny_pslm):
+    model, _, train, _, collator, _ = make_run(tiny_corpus_path, cache_dir, "output", pslm=tiny_pslm)
+    with pytest.raises(ValueError, match=r"^output guidance needs at least 2 examples per device and step .*raise --per_device_train_batch_size$"):
+        model.train()(**first_batch(train, collator, size=1))

