@@ -64,8 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="data/default")
     parser.add_argument("--out", default="outputs")
     parser.add_argument("--guidance", default="output,intermediate,input")
-    parser.add_argument("--max_steps", type=int, default=300)
-    parser.add_argument("--pslm_steps", type=int, default=300)
+    parser.add_argument("--max_steps", type=int, default=400)
+    parser.add_argument("--pslm_steps", type=int, default=200)
     args = parser.parse_args(argv)
 
     from training.pslm_pretraining import main as pretrain_pslm
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
            "--output_dir", run, "--export_dir", export, "--max_steps", str(args.max_steps), "--save_steps", "100",
            "--logging_steps", "25", "--embedding_cache_dir", os.path.join(args.out, "cache"),
            "--eval_split", "none", "--resume_from_checkpoint", "last", "--disable_tqdm", "true",
-           "--lr_scheduler_type", "cosine", "--warmup_steps", "20"])
+           "--learning_rate", "2e-3", "--lr_scheduler_type", "cosine", "--warmup_steps", "20"])
 
     from datasets import load_from_disk
     from transformers import AutoModel, AutoProcessor
