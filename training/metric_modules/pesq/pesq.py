@@ -1,0 +1,14 @@
+"""`evaluate` module: Wide-band PESQ (ITU-T P.862.2) at 16 kHz, per example and mean. The maths lives in `training.metrics.pesq_wideband`."""
+
+import evaluate
+
+from training import metrics
+from training.metric_info import waveform_metric_info
+
+
+class Pesq(evaluate.Metric):
+    def _info(self):
+        return waveform_metric_info("Wide-band PESQ (ITU-T P.862.2) at 16 kHz, per example and mean.")
+
+    def _compute(self, predictions, references, **kwargs):
+        return metrics.summarize_metric(metrics.pesq_wideband, "pesq", predictions, references, **kwargs)

@@ -1,0 +1,14 @@
+"""`evaluate` module: Scale-invariant SDR in dB (zero-mean signals), per example and mean. The maths lives in `training.metrics.si_sdr`."""
+
+import evaluate
+
+from training import metrics
+from training.metric_info import waveform_metric_info
+
+
+class SiSdr(evaluate.Metric):
+    def _info(self):
+        return waveform_metric_info("Scale-invariant SDR in dB (zero-mean signals), per example and mean.")
+
+    def _compute(self, predictions, references, **kwargs):
+        return metrics.summarize_metric(metrics.si_sdr, "si_sdr", predictions, references, **kwargs)
