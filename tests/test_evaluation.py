@@ -182,3 +182,32 @@ def test_audio_only_model_must_be_audio_only(tiny_corpus_path, saved_models, tmp
     with pytest.raises(ValueError, match=r"takes lips; pass an audio-only \(...-se-...\) model$"):
         evaluate_model(saved_models["usev-tiny"], tiny_corpus_path, ["test"], str(tmp_path / "r.json"),
                        audio_only_model=saved_models["usev-tiny"])
+
+
+def test_text_informed_extraction_gives_the_prior_to_an_input_guidance_model(tiny_corpus_path, tmp_path):
+    from modeling_elegance import MODEL_CLASSES, preset_config
+    from processing import EleganceProcessor
+    from training.evaluate_model import evaluate_model
+
+    torch.manual_seed(0)
+    config = preset_config("usev-tiny", prior_embedding_dim=384)
+    model = MODEL_CLASSES[type(config)](config)
+    with torch.no_grad():  # make the fusion matter: an untrained gate lets little through
+        model.extractor.prior_fusion.gate.bias.fill_(5.0)
+    model.save_pretrained(tmp_path / "input_guided")
+    EleganceProcessor.from_defaults(lip_roi_size=48).save_pretrained(tmp_path / "input_guided")
+    common = dict(perceptual=False, max_examples=4, embedding_cache_dir=str(tmp_path / "cache"))
+    plain = evaluate_model(str(tmp_path / "input_guided"), tiny_corpus_path, ["test"], str(tmp_path / "a.json"), **common)
+    informed = evaluate_model(str(tmp_path / "input_guided"), tiny_corpus_path, ["test"], str(tmp_path / "b.json"),
+                              text_informed_llm="default", **common)
+    assert informed["text_informed_llm"] == "default"
+    assert informed["splits"]["test"]["systems"]["model"]["si_sdr"] != plain["splits"]["test"]["systems"]["model"]["si_sdr"]
+    assert informed["splits"]["test"]["systems"]["oracle"] == plain["splits"]["test"]["systems"]["oracle"]
+
+
+def test_text_informed_extraction_needs_a_prior(tiny_corpus_path, saved_models, tmp_path):
+    from training.evaluate_model import evaluate_model
+
+    with pytest.raises(ValueError, match="^text-informed extraction needs a model trained with input guidance on 384-wide LLM embeddings; this model's prior_embedding_dim is None$"):
+        evaluate_model(saved_models["usev-tiny"], tiny_corpus_path, ["test"], str(tmp_path / "r.json"), perceptual=False,
+                       max_examples=2, text_informed_llm="default", embedding_cache_dir=str(tmp_path / "cache"))

@@ -62,21 +62,30 @@ def word_error_rates(evaluator: ExtractionEvaluator, dataset, transcriber, batch
 
 def evaluate_model(model_path: str, data: str, splits, out: str, audio_only_model: str | None = None,
                    asr: str | None = None, perceptual: bool = True, max_examples: int | None = None,
-                   batch_size: int = 8, num_workers: int | None = None, audio_root=None, visual_root=None) -> dict:
+                   batch_size: int = 8, num_workers: int | None = None, audio_root=None, visual_root=None,
+                   text_informed_llm: str | None = None, embedding_cache_dir: str | None = None) -> dict:
     """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results."""
     model, processor = load_model(model_path)
     audio_only, audio_only_processor = load_model(audio_only_model) if audio_only_model else (None, None)
     if audio_only is not None and audio_only.config.lip_input is not None:
         raise ValueError(f"--audio_only_model {audio_only_model} takes lips; pass an audio-only (...-se-...) model")
+    datasets = {split: load_split(data, split, audio_root, visual_root, max_examples) for split in splits}
+    text_prior = None
+    if text_informed_llm is not None:
+        from .data import transcripts_of
+        from .embedding_cache import TranscriptEmbeddings
+
+        texts = [text for dataset in datasets.values() for text in transcripts_of(dataset)]
+        llm = None if text_informed_llm == "default" else text_informed_llm
+        text_prior = TranscriptEmbeddings.load_or_compute(texts, llm, max_tokens=64, cache_dir=embedding_cache_dir)
     evaluator = ExtractionEvaluator(model, processor, audio_only, audio_only_processor, perceptual=perceptual,
-                                    batch_size=batch_size, num_workers=num_workers)
+                                    batch_size=batch_size, num_workers=num_workers, text_prior=text_prior)
     transcriber = CTCTranscriber(asr) if asr else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     results = {"model": model_path, "data": data, "commit": commit or None, "audio_only_model": audio_only_model,
-               "asr": asr, "splits": {}}
-    for split in splits:
-        dataset = load_split(data, split, audio_root, visual_root, max_examples)
+               "asr": asr, "text_informed_llm": text_informed_llm, "splits": {}}
+    for split, dataset in datasets.items():
         with tqdm(total=len(dataset), desc=split, unit="mix", disable=None) as progress:
             records = evaluator.score_examples(dataset, progress)
         results["splits"][split] = summarize(split, records)
@@ -110,13 +119,17 @@ def main(argv=None) -> int:
     parser.add_argument("--max_examples", type=int, default=None, help="first N examples of each split")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_workers", type=int, default=None, help="processes for PESQ/STOI (default: all cores)")
+    parser.add_argument("--text_informed_llm", default=None,
+                        help="give an input-guidance model the true transcript's embeddings by this LLM ('default': "
+                             "the offline MiniLM): text-informed extraction")
+    parser.add_argument("--embedding_cache_dir", default=None)
     parser.add_argument("--audio_root", default=None)
     parser.add_argument("--visual_root", default=None)
     args = parser.parse_args(argv)
     splits = [split.strip() for split in args.splits.split(",") if split.strip()]
     results = evaluate_model(args.model, args.data, splits, args.out, args.audio_only_model, args.asr,
                              not args.no_perceptual, args.max_examples, args.batch_size, args.num_workers,
-                             args.audio_root, args.visual_root)
+                             args.audio_root, args.visual_root, args.text_informed_llm, args.embedding_cache_dir)
     with open(os.path.splitext(args.out)[0] + ".md") as stream:
         print(stream.read())
     return 0 if results["splits"] else 1

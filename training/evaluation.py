@@ -78,10 +78,12 @@ class ExtractionEvaluator:
         perceptual: also compute PESQ, STOI and ESTOI (slower; run in ``num_workers`` processes).
         batch_size: examples per model call.
         num_workers: processes for the perceptual metrics (default: every core).
+        text_prior: a :class:`~training.embedding_cache.TranscriptEmbeddings`: the model (trained with input
+            guidance) then receives the true transcript's LLM embeddings as its prior (text-informed extraction).
     """
 
     def __init__(self, model, processor, audio_only_model=None, audio_only_processor=None, perceptual: bool = True,
-                 batch_size: int = 8, num_workers: int | None = None):
+                 batch_size: int = 8, num_workers: int | None = None, text_prior=None):
         self.model = model.eval()
         self.processor = processor
         self.audio_only_model = None if audio_only_model is None else audio_only_model.eval()
@@ -89,13 +91,24 @@ class ExtractionEvaluator:
         self.perceptual = perceptual
         self.batch_size = batch_size
         self.num_workers = num_workers or os.cpu_count() or 1
+        self.text_prior = text_prior
+        if text_prior is not None and model.config.prior_embedding_dim != text_prior.hidden_size:
+            raise ValueError(
+                f"text-informed extraction needs a model trained with input guidance on {text_prior.hidden_size}-wide "
+                f"LLM embeddings; this model's prior_embedding_dim is {model.config.prior_embedding_dim}"
+            )
 
     def _extract(self, model, processor, rows: dict) -> torch.Tensor:
         audio = list(rows["mixture"])
         if model.config.lip_input is None:
-            inputs = processor.audio_feature_extractor(audio, return_tensors="pt")
+            inputs = dict(processor.audio_feature_extractor(audio, return_tensors="pt"))
         else:
-            inputs = processor(audio=audio, videos=list(rows["lips"]), return_tensors="pt")
+            inputs = dict(processor(audio=audio, videos=list(rows["lips"]), return_tensors="pt"))
+        if self.text_prior is not None and model is self.model:
+            from .data import pad_sequences
+
+            tokens = [self.text_prior.lookup(str(text))[0] for text in rows["transcript"]]
+            inputs["prior_embeds"], inputs["prior_attention_mask"] = pad_sequences(tokens)
         with torch.inference_mode():
             return model(**inputs).waveform
 
