@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 
-.PHONY: demo test test-slow bench install install-dev clean
+.PHONY: demo test test-slow bench benchmark-quality install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_corpus_generation.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_backbones.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_guidance.py --out docs/benchmarks.md
+
+# every guidance strategy, 3 seeds, a fixed step budget (about 2 hours on 2 cores; resumes where it stopped)
+benchmark-quality: install-dev
+	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
+	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
+	cd benchmarks && ../$(BIN)/python bench_quality.py --out ../docs/results.md
 
 clean:
 	rm -rf $(VENV) $(OUT) data *.egg-info
