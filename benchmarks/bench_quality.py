@@ -176,6 +176,7 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default=None, help="only these BACKBONE:GUIDANCE pairs (';'-separated)")
     parser.add_argument("--max_eval_examples", type=int, default=None)
     args = parser.parse_args(argv)
+    args.workdir, args.data = os.path.abspath(args.workdir), os.path.abspath(args.data)  # the runs start in ROOT
     for folder in ("results", "logs", "evaluations", "runs"):
         os.makedirs(os.path.join(args.workdir, folder), exist_ok=True)
     configs = CONFIGS if args.configs is None else [tuple(item.split(":")) for item in args.configs.split(";")]

@@ -30,7 +30,8 @@ def load_model(name_or_path: str):
     import processing  # noqa: F401
     from transformers import AutoModel, AutoProcessor
 
-    return AutoModel.from_pretrained(name_or_path).eval(), AutoProcessor.from_pretrained(name_or_path)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return AutoModel.from_pretrained(name_or_path).to(device).eval(), AutoProcessor.from_pretrained(name_or_path)
 
 
 class CTCTranscriber:

@@ -55,11 +55,12 @@ def iterate_batches(dataset, batch_size: int):
 
 def oracle_estimate(model, mixture: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The ideal ratio mask on ``model``'s encoder filterbank, decoded by its decoder: ``(batch, samples)``."""
+    mixture, target = mixture.to(model.device), target.to(model.device)
     with torch.inference_mode():
         encoded_mixture = model.encoder(mixture)
         encoded_target, encoded_rest = model.encoder(target), model.encoder(mixture - target)
         mask = encoded_target / (encoded_target + encoded_rest).clamp_min(1e-8)
-        return model.decoder(encoded_mixture * mask.clamp(0, 1), mixture.shape[-1])
+        return model.decoder(encoded_mixture * mask.clamp(0, 1), mixture.shape[-1]).float().cpu()
 
 
 def activity_sample_mask(activity: np.ndarray, samples: int, fps: int, sampling_rate: int) -> np.ndarray:
@@ -109,8 +110,9 @@ class ExtractionEvaluator:
 
             tokens = [self.text_prior.lookup(str(text))[0] for text in rows["transcript"]]
             inputs["prior_embeds"], inputs["prior_attention_mask"] = pad_sequences(tokens)
+        inputs = {name: value.to(model.device) for name, value in inputs.items()}
         with torch.inference_mode():
-            return model(**inputs).waveform
+            return model(**inputs).waveform.float().cpu()
 
     def score_examples(self, dataset, progress=None) -> list[dict]:
         """One dict per example: every system's scores and the example's scenario fields."""
