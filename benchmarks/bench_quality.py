@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from bench_report import machine_line
+from bench_report import machine_line, write_text_atomically
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUIDANCE = ["none", "output", "intermediate", "input", "cmkt", "output,intermediate,input"]
@@ -95,9 +95,7 @@ def train_and_evaluate(args, backbone: str, guidance: str, seed: int, pslm: str)
     if "text_informed" in evaluations:
         result["text_informed_si_sdri"] = evaluations["text_informed"]["test"]["systems"]["model"]["si_sdri"]
     os.makedirs(os.path.dirname(result_path), exist_ok=True)
-    with open(result_path + ".partial", "w") as stream:
-        json.dump(result, stream, indent=2)
-    os.replace(result_path + ".partial", result_path)
+    write_text_atomically(result_path, json.dumps(result, indent=2))
     print(f"{name}: {result['si_sdri']} in {result['seconds']:.0f} s", flush=True)
     return result
 
@@ -186,9 +184,7 @@ def main(argv=None) -> int:
                for backbone, guidance in configs for seed in args.seeds.split(",")]
     text = report(results, args, time.time() - started)
     if args.out:
-        with open(args.out + ".partial", "w") as stream:
-            stream.write(text)
-        os.replace(args.out + ".partial", args.out)
+        write_text_atomically(args.out, text)
     print(text)
     return 0
 

@@ -19,10 +19,15 @@ def replace_section(path: str, title: str, body: str) -> None:
         text = text[:start] + body + (text[following:] if following != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + body
-    tmp = path + ".tmp"
-    with open(tmp, "w") as stream:
+    write_text_atomically(path, text)
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a staging file, so a reader never sees half of it."""
+    staging = path + ".partial"
+    with open(staging, "w") as stream:
         stream.write(text)
-    os.replace(tmp, path)
+    os.replace(staging, path)
 
 
 def machine_line() -> str:

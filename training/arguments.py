@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .embedding_cache import DEFAULT_MAX_TEXT_TOKENS
+
 GUIDANCE_HEADS = ("output", "intermediate", "input", "cmkt")
 
 
@@ -69,7 +71,7 @@ class GuidanceArguments:
     llm_lora_rank: int = field(
         default=0, metadata={"help": "intermediate guidance: LoRA rank on the LLM's attention (0 keeps it frozen)"}
     )
-    max_text_tokens: int = field(default=64, metadata={"help": "transcripts are cut to this many LLM tokens"})
+    max_text_tokens: int = field(default=DEFAULT_MAX_TEXT_TOKENS, metadata={"help": "transcripts are cut to this many LLM tokens"})
     embedding_cache_dir: str | None = field(
         default=None, metadata={"help": "where frozen LLM embeddings of transcripts are cached (default: "
                                 "$ELEGANCE_CACHE or ~/.cache/elegance)"},

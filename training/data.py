@@ -15,7 +15,7 @@ import torch
 
 from processing.visual_impairment import IMPAIRMENT_TYPES, TRAINING_MAX_RATIO, impair_lips
 
-from .embedding_cache import TranscriptEmbeddings
+from .embedding_cache import DEFAULT_MAX_TEXT_TOKENS, TranscriptEmbeddings
 from .language_model import tokenize_transcripts
 
 
@@ -116,7 +116,7 @@ class GuidanceCollator:
     """
 
     def __init__(self, processor, uses_lips: bool, embeddings: TranscriptEmbeddings | None = None,
-                 tokenizer=None, max_text_tokens: int = 64):
+                 tokenizer=None, max_text_tokens: int = DEFAULT_MAX_TEXT_TOKENS):
         self.processor = processor
         self.uses_lips = uses_lips
         self.embeddings = embeddings

@@ -16,23 +16,6 @@ import sys
 import numpy as np
 import torch
 
-from modeling_elegance import scale_invariant_sdr
-
-
-def si_sdr_improvement(model, processor, dataset, batch_size: int = 8) -> np.ndarray:
-    """SI-SDRi (dB) of every example of ``dataset``: SI-SDR of the estimate minus that of the mixture."""
-    model.eval()
-    scores = []
-    for start in range(0, len(dataset), batch_size):
-        rows = dataset[start : start + batch_size]
-        inputs = processor(audio=list(rows["mixture"]), videos=list(rows["lips"]), return_tensors="pt")
-        target = processor.audio_feature_extractor(list(rows["target"]), return_tensors="pt")["input_values"]
-        with torch.inference_mode():
-            estimate = model(**inputs).waveform
-        mask = inputs["audio_attention_mask"]
-        gain = scale_invariant_sdr(estimate, target, mask) - scale_invariant_sdr(inputs["input_values"], target, mask)
-        scores.extend(gain.tolist())
-    return np.asarray(scores)
 
 
 def spectrogram_image(waveform: np.ndarray, height: int = 128) -> np.ndarray:
@@ -108,7 +91,10 @@ def main(argv=None) -> int:
     for label, waveform in panels:
         soundfile.write(os.path.join(samples, label.split()[0] + ".wav"), np.asarray(waveform, dtype=np.float32), 16000)
     png = write_spectrograms(os.path.join(samples, "spectrograms.png"), panels)
-    scores = si_sdr_improvement(model, processor, test)
+    from training.evaluation import ExtractionEvaluator
+
+    records = ExtractionEvaluator(model, processor, perceptual=False).score_examples(test)
+    scores = np.array([record["model"]["si_sdri"] for record in records])
     print(f"== wrote {samples}/mixture.wav, estimate.wav, reference.wav and {png}")
     print(f"== SI-SDRi on the test split ({len(scores)} mixtures): {scores.mean():.2f} dB "
           f"(median {np.median(scores):.2f}, std {scores.std():.2f})")

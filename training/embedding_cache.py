@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from .language_model import load_text_encoder, model_fingerprint, resolve_llm, tokenize_transcripts
 
 CACHE_VERSION = 1
+DEFAULT_MAX_TEXT_TOKENS = 64  # transcripts are cut to this many LLM tokens, in training and at inference
 
 
 def default_cache_dir() -> str:

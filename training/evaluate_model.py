@@ -74,11 +74,12 @@ def evaluate_model(model_path: str, data: str, splits, out: str, audio_only_mode
     text_prior = None
     if text_informed_llm is not None:
         from .data import transcripts_of
-        from .embedding_cache import TranscriptEmbeddings
+        from .embedding_cache import DEFAULT_MAX_TEXT_TOKENS, TranscriptEmbeddings
 
         texts = [text for dataset in datasets.values() for text in transcripts_of(dataset)]
         llm = None if text_informed_llm == "default" else text_informed_llm
-        text_prior = TranscriptEmbeddings.load_or_compute(texts, llm, max_tokens=64, cache_dir=embedding_cache_dir)
+        text_prior = TranscriptEmbeddings.load_or_compute(texts, llm, DEFAULT_MAX_TEXT_TOKENS,
+                                                          cache_dir=embedding_cache_dir)
     evaluator = ExtractionEvaluator(model, processor, audio_only, audio_only_processor, perceptual=perceptual,
                                     batch_size=batch_size, num_workers=num_workers, text_prior=text_prior)
     transcriber = CTCTranscriber(asr) if asr else None
