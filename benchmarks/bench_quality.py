@@ -74,7 +74,7 @@ def train_and_evaluate(args, backbone: str, guidance: str, seed: int, pslm: str)
     if not os.path.isfile(os.path.join(export, "model.safetensors")):
         run([sys.executable, "-m", "training.train", "--backbone", backbone, "--data", args.data, "--guidance", guidance,
              "--pslm", pslm, "--output_dir", run_dir, "--max_steps", str(args.max_steps), "--seed", str(seed),
-             "--learning_rate", "2e-3", "--lr_scheduler_type", "cosine", "--warmup_steps", "20",
+             "--learning_rate", str(args.learning_rate), "--lr_scheduler_type", "cosine", "--warmup_steps", "20",
              "--per_device_train_batch_size", "4", "--save_steps", "100", "--logging_steps", "25",
              "--eval_split", "none", "--disable_tqdm", "true", "--resume_from_checkpoint", "last",
              "--embedding_cache_dir", os.path.join(args.workdir, "cache")], log)
@@ -124,7 +124,7 @@ def report(results: list[dict], args, seconds: float) -> str:
         "",
         f"Command: `python benchmarks/bench_quality.py --out docs/results.md --max_steps {args.max_steps} --seeds "
         f"{args.seeds}` ({machine_line()}); wall time {seconds / 60:.0f} min for the runs not already done.",
-        f"Each run: {args.max_steps} steps of batch 4 (mixtures of `{os.path.relpath(args.data, ROOT)}`), learning rate 2e-3 with "
+        f"Each run: {args.max_steps} steps of batch 4 (mixtures of `{os.path.relpath(args.data, ROOT)}`), learning rate {args.learning_rate:g} with "
         "cosine decay, visual impairment on the fly; SI-SDRi in dB on `test` and on `test_impaired` (all impairment "
         "types and ratios), mean ± standard deviation over the seeds. Relative change against the unguided run of "
         "the same backbone; 'beyond spread' says whether the difference of means exceeds the sum of the two standard "
@@ -169,6 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus_preset", default="default")
     parser.add_argument("--workdir", default=os.path.join(ROOT, "outputs", "quality"))
     parser.add_argument("--max_steps", type=int, default=250)
+    parser.add_argument("--learning_rate", type=float, default=5e-3)
     parser.add_argument("--pslm_steps", type=int, default=200)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--configs", default=None, help="only these BACKBONE:GUIDANCE pairs (';'-separated)")
@@ -180,8 +181,9 @@ def main(argv=None) -> int:
     configs = CONFIGS if args.configs is None else [tuple(item.split(":")) for item in args.configs.split(";")]
     started = time.time()
     pslm = prepare(args)
+    # seed-major order: an interrupted benchmark has every configuration at its first seeds
     results = [train_and_evaluate(args, backbone, guidance, int(seed), pslm)
-               for backbone, guidance in configs for seed in args.seeds.split(",")]
+               for seed in args.seeds.split(",") for backbone, guidance in configs]
     text = report(results, args, time.time() - started)
     if args.out:
         write_text_atomically(args.out, text)
