@@ -31,7 +31,8 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     "video": ["av>=12", "dlib-bin>=19.24", "face-recognition-models>=0.3.0"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8", "torchmetrics>=1.4"],
+    # olah serves a local git folder through the Hub API: the download round-trip test
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8", "torchmetrics>=1.4", "olah>=0.5.4"],
 }
 
 setup(
@@ -53,6 +54,7 @@ setup(
             "elegance-export=training.export:main",
             "elegance-pretrain-pslm=training.pslm_pretraining:main",
             "elegance-evaluate=training.evaluate_model:main",
+            "elegance-push=training.push:main",
         ]
     },
 )

@@ -1,11 +1,13 @@
 """ELEGANCE extraction backbones as Hugging Face models.
 
-Importing the package registers every config and model with `AutoConfig` / `AutoModel`, and marks them for
+Importing the package registers every config and model with `AutoConfig` / `AutoModel` and the
+`target-speech-extraction` pipeline task, and marks the classes for
 `register_for_auto_class`, so a saved folder also loads with ``trust_remote_code=True`` where this package is not
 installed.
 """
 
 from transformers import AutoConfig, AutoModel
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_backbones import AVMambaConfig, AVMambaSEConfig, DualPathConfig, UsevConfig, UsevSEConfig
 from .configuration_elegance import EleganceConfig
@@ -13,6 +15,7 @@ from .losses import activity_aware_loss, negative_si_sdr_loss, scale_invariant_s
 from .modeling_av_mamba import AVMambaForSpeechEnhancement, AVMambaForTargetSpeechExtraction
 from .modeling_dual_path import SpeechExtractionOutput
 from .modeling_usev import UsevForSpeechEnhancement, UsevForTargetSpeechExtraction
+from .pipeline_target_speech_extraction import TargetSpeechExtractionPipeline
 from .presets import PRESETS, preset_config
 
 MODEL_CLASSES = {
@@ -29,6 +32,10 @@ for _config_class, _model_class in MODEL_CLASSES.items():
     _config_class.register_for_auto_class()
     _model_class.register_for_auto_class("AutoModel")
 
+PIPELINE_REGISTRY.register_pipeline(
+    "target-speech-extraction", pipeline_class=TargetSpeechExtractionPipeline, pt_model=AutoModel, type="multimodal"
+)
+
 __all__ = [
     "AVMambaConfig",
     "AVMambaForSpeechEnhancement",
@@ -38,6 +45,7 @@ __all__ = [
     "EleganceConfig",
     "MODEL_CLASSES",
     "PRESETS",
+    "TargetSpeechExtractionPipeline",
     "SpeechExtractionOutput",
     "UsevConfig",
     "UsevForSpeechEnhancement",

