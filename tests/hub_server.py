@@ -68,19 +68,17 @@ def card_errors(content: str) -> list[str]:
     return errors
 
 
-class LoopbackHub:
+class LoopbackServer:
+    """An HTTP server on a free loopback port, in a daemon thread; ``handler_class`` gets ``server_owner`` = self."""
+
+    handler_class: type[BaseHTTPRequestHandler]
+
     def __init__(self):
-        self.repos: dict[str, dict] = {}
-        self.commits: list[dict] = []
-        self.requests: list[tuple[str, str]] = []
-        self.unknown: list[tuple[str, str]] = []
-        self.validation_errors: list[list[str]] = []
-        self.lock = threading.Lock()
         self.endpoint = None
         self._server = None
 
     def start(self) -> str:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (self.handler_class,), {"owner": self}))
         self._server.daemon_threads = True
         self.endpoint = "http://127.0.0.1:%d" % self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -96,6 +94,17 @@ class LoopbackHub:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class LoopbackHub(LoopbackServer):
+    def __init__(self):
+        super().__init__()
+        self.repos: dict[str, dict] = {}
+        self.commits: list[dict] = []
+        self.requests: list[tuple[str, str]] = []
+        self.unknown: list[tuple[str, str]] = []
+        self.validation_errors: list[list[str]] = []
+        self.lock = threading.Lock()
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         return dict(self.repos[repo_id]["branches"][revision])
@@ -205,9 +214,9 @@ class LoopbackHub:
         return {"id": repo_id, "sha": self.repos[repo_id]["heads"][revision], "siblings": [{"rfilename": p} for p in sorted(tree)]}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _HubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    hub: LoopbackHub
+    owner: LoopbackHub
 
     def log_message(self, *args):
         pass
@@ -215,8 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        with self.hub.lock:
-            status, body, headers = self.hub.handle(method, url.path, url.query, raw)
+        with self.owner.lock:
+            status, body, headers = self.owner.handle(method, url.path, url.query, raw)
         payload = json.dumps(body).encode()
         self.send_response(status)
         for name, value in {**headers, "Content-Type": "application/json", "Content-Length": str(len(payload))}.items():
@@ -231,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
 
-class MissingEntryAs404Proxy:
+class MissingEntryAs404Proxy(LoopbackServer):
     """A pass-through proxy in front of olah that answers a missing file or folder the way the Hub does.
 
     olah 0.5.4 in offline mode answers a request for a file or folder that the repository lacks (``/resolve/`` and
@@ -241,26 +250,14 @@ class MissingEntryAs404Proxy:
     """
 
     def __init__(self, upstream: str):
+        super().__init__()
         self.upstream = upstream
         self.rewritten: list[str] = []
-        self.endpoint = None
-        self._server = None
-
-    def start(self) -> str:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_ProxyHandler,), {"proxy": self}))
-        self._server.daemon_threads = True
-        self.endpoint = "http://127.0.0.1:%d" % self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self.endpoint
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    proxy: MissingEntryAs404Proxy
+    owner: MissingEntryAs404Proxy
 
     def log_message(self, *args):
         pass
@@ -270,7 +267,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         import urllib.request
 
         dropped = ("host", "connection", "accept-encoding")  # identity bodies: the proxy does not re-encode
-        request = urllib.request.Request(self.proxy.upstream + self.path, method=method,
+        request = urllib.request.Request(self.owner.upstream + self.path, method=method,
                                          headers={k: v for k, v in self.headers.items() if k.lower() not in dropped})
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
@@ -278,7 +275,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except urllib.error.HTTPError as error:
             status, headers, body = error.code, list(error.headers.items()), error.read()
         if status == 401 and ("/tree/" in self.path or "/resolve/" in self.path):
-            self.proxy.rewritten.append(self.path)
+            self.owner.rewritten.append(self.path)
             status, body = 404, json.dumps({"error": "Entry not found"}).encode()
             headers = [("Content-Type", "application/json"), ("X-Error-Code", "EntryNotFound")]
         self.send_response(status)
@@ -297,3 +294,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def do_HEAD(self):
         self._forward("HEAD")
+
+
+LoopbackHub.handler_class = _HubHandler
+MissingEntryAs404Proxy.handler_class = _ProxyHandler
