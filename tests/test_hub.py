@@ -228,7 +228,8 @@ def olah_endpoint(release, tmp_path_factory):
 
 def run_client(endpoint, tmp_path, script):
     """Run ``script`` in a fresh interpreter whose huggingface_hub talks to ``endpoint`` (read at import time)."""
-    environment = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
+    # this client may go online, to the loopback endpoint only (the Makefile and conftest set the offline switches)
+    environment = {key: value for key, value in os.environ.items() if not key.endswith("_OFFLINE")}
     environment.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "hub_cache"),
                        HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_DISABLE_TELEMETRY="1")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
