@@ -9,6 +9,7 @@ steps (``trainer_state.json``) and, when given, the JSON of ``elegance-evaluate`
 from __future__ import annotations
 
 import os
+import re
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -132,7 +133,7 @@ def render_model_card(
         eval_results=evaluation_results(evaluation, model_name, task_type, task_name) if evaluation else None,
     )
     weights = {name: guidance.get(name) for strategy in strategies for name in WEIGHT_FIELDS.get(strategy, [])}
-    return ModelCard.from_template(
+    card = ModelCard.from_template(
         card_data,
         template_path=TEMPLATES[kind],
         model_name=model_name,
@@ -153,3 +154,4 @@ def render_model_card(
         evaluation_command=evaluation and f"elegance-evaluate --model MODEL --data {evaluation.get('data')} --splits {','.join(evaluation['splits'])}",
         evaluation_commit=evaluation and evaluation.get("commit"),
     )
+    return ModelCard(re.sub(r"\n{3,}", "\n\n", card.content))  # the templates' optional blocks leave blank runs
