@@ -106,15 +106,20 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+MIN_BASELINE_FOR_RELATIVE_DB = 1.0  # below this a relative change divides by almost nothing and means nothing
+
+
 def comparison_cells(values: list[float], baseline: list[float] | None) -> str:
+    """``mean ± std | difference in dB (relative change) | beyond spread`` against the unguided runs."""
     mean, std = mean_std(values)
     cells = f"{mean:.2f} ± {std:.2f}"
     if baseline is None:
         return cells + " | | "
     base_mean, base_std = mean_std(baseline)
-    change = 100 * (mean - base_mean) / abs(base_mean) if base_mean else float("nan")
+    relative = (f" ({100 * (mean - base_mean) / abs(base_mean):+.1f}%)" if abs(base_mean) >= MIN_BASELINE_FOR_RELATIVE_DB
+                else "")
     beyond = "yes" if abs(mean - base_mean) > std + base_std else "no"
-    return f"{cells} | {change:+.1f}% | {beyond}"
+    return f"{cells} | {mean - base_mean:+.2f} dB{relative} | {beyond}"
 
 
 def report(results: list[dict], args, seconds: float) -> str:
@@ -124,13 +129,15 @@ def report(results: list[dict], args, seconds: float) -> str:
     lines = [
         "# Results: guidance strategies on the embedded corpus",
         "",
-        f"Command: `python benchmarks/bench_quality.py --out docs/results.md --max_steps {args.max_steps} --seeds "
-        f"{args.seeds}` ({machine_line()}); wall time {seconds / 60:.0f} min for the runs not already done.",
+        f"Command (in `benchmarks/`): `python bench_quality.py {' '.join(sys.argv[1:])}` ({machine_line()}); "
+        f"wall time of this invocation {seconds / 60:.0f} min; the {len(results)} runs took "
+        f"{sum(r['seconds'] for r in results) / 60:.0f} min of their own (training, export and scoring).",
         f"Each run: {args.max_steps} steps of batch 4 (mixtures of `{os.path.relpath(args.data, ROOT)}`), learning rate {args.learning_rate:g} with "
         "cosine decay, visual impairment on the fly; SI-SDRi in dB on `test` and on `test_impaired` (all impairment "
-        "types and ratios), mean ± standard deviation over the seeds. Relative change against the unguided run of "
-        "the same backbone; 'beyond spread' says whether the difference of means exceeds the sum of the two standard "
-        "deviations.",
+        "types and ratios), mean ± standard deviation over the seeds. 'vs. unguided': the difference of means against "
+        "the unguided runs of the same backbone, in dB, and as a relative change where the unguided mean is at least "
+        f"{MIN_BASELINE_FOR_RELATIVE_DB:g} dB from 0 (closer to 0 it divides by almost nothing); 'beyond spread' says "
+        "whether the difference of means exceeds the sum of the two standard deviations.",
         "",
         "| backbone | guidance | test SI-SDRi | vs. unguided | beyond spread | test_impaired SI-SDRi | vs. unguided | beyond spread |",
         "|---|---|---|---|---|---|---|---|",
