@@ -25,7 +25,7 @@ from hub_cards import render_model_card
 from modeling_elegance import MODEL_CLASSES, preset_config
 from processing import EleganceProcessor
 from training.evaluate_model import main as evaluate_main
-from training.push import prepare_release, push_release, verify_release
+from training.push import main as push_main, prepare_release, push_release, verify_release
 from training.train import main as train_main
 
 BLOCK_PACKAGE = """
@@ -145,6 +145,20 @@ def test_push_uploads_the_release_in_one_commit_byte_for_byte(release, loopback_
     assert hub.files("org/usev-tiny-input-dev", "main") == {}
     assert hub.repos["org/usev-tiny-input-dev"]["private"] is False
     assert len(hub.commits) == 2
+
+
+def test_push_command_exports_a_run_with_its_evaluation_and_uploads_it(trained_run, tmp_path, loopback_hub, capsys):
+    run, evaluation = trained_run
+    with open(tmp_path / "evaluation.json", "w") as stream:
+        json.dump(evaluation, stream)
+    out = str(tmp_path / "release")
+    assert push_main([run, "org/from-cli", "--out", out, "--evaluation", str(tmp_path / "evaluation.json"), "--private",
+                      "--commit_message", "via the CLI", "--endpoint", loopback_hub.endpoint, "--token", "hf_test"]) == 0
+    assert [(c["repo_id"], c["summary"]) for c in loopback_hub.commits] == [("org/from-cli", "via the CLI")]
+    assert loopback_hub.files("org/from-cli") == folder_files(out)
+    card = ModelCard(loopback_hub.files("org/from-cli")["README.md"].decode())
+    assert card.data.model_name == "from-cli" and card.data.eval_results
+    assert f"pushed {out} to org/from-cli in one commit: {loopback_hub.endpoint}/org/from-cli/commit/" in capsys.readouterr().out
 
 
 def test_push_refuses_a_folder_that_fails_verification(release, tmp_path, loopback_hub):
