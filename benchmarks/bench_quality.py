@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def report(results: list[dict], args, seconds: float) -> str:
     lines = [
         "# Results: guidance strategies on the embedded corpus",
         "",
-        f"Command (in `benchmarks/`): `python bench_quality.py {' '.join(sys.argv[1:])}` ({machine_line()}); "
+        f"Command (in `benchmarks/`): `python bench_quality.py {shlex.join(sys.argv[1:])}` ({machine_line()}); "
         f"wall time of this invocation {seconds / 60:.0f} min; the {len(results)} runs took "
         f"{sum(r['seconds'] for r in results) / 60:.0f} min of their own (training, export and scoring).",
         f"Each run: {args.max_steps} steps of batch 4 (mixtures of `{os.path.relpath(args.data, ROOT)}`), learning rate {args.learning_rate:g} with "
