@@ -61,7 +61,7 @@ def _dataset_type(data: str) -> str:
     return name if name.endswith(".csv") else f"elegance-corpus/{name}"
 
 
-def evaluation_results(evaluation: dict, model_name: str, task_type: str, task_name: str) -> list[EvalResult]:
+def evaluation_results(evaluation: dict, task_type: str, task_name: str) -> list[EvalResult]:
     """The model's rows of an ``elegance-evaluate`` JSON as model-index results: one per split and metric."""
     dataset = evaluation.get("data", "elegance embedded corpus")
     results = []
@@ -130,7 +130,7 @@ def render_model_card(
         tags=["elegance", kind, record["backbone_model_type"], "guidance-free", *[f"{s}-guidance" for s in strategies]]
         + (["audio-visual", "target-speech-extraction"] if kind == "extraction" else ["speech-enhancement"]),
         model_name=model_name,
-        eval_results=evaluation_results(evaluation, model_name, task_type, task_name) if evaluation else None,
+        eval_results=evaluation_results(evaluation, task_type, task_name) if evaluation else None,
     )
     weights = {name: guidance.get(name) for strategy in strategies for name in WEIGHT_FIELDS.get(strategy, [])}
     card = ModelCard.from_template(

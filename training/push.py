@@ -19,19 +19,18 @@ import json
 import os
 import sys
 
-from .export import check_same_outputs, export_guidance_free, load_released_model
-from .trainer import TRAINING_RECORD
+from .export import check_same_outputs, export_guidance_free, find_checkpoint, load_released_model
 
 RELEASE_FILES = ("config.json", "model.safetensors", "processor_config.json", "README.md")
 
 
 def is_training_run(folder: str) -> bool:
     """True for an elegance-train output_dir or checkpoint (what ``export_guidance_free`` accepts)."""
-    if os.path.isfile(os.path.join(folder, TRAINING_RECORD)):
-        return True
-    return os.path.isdir(folder) and any(
-        name.startswith("checkpoint-") and os.path.isfile(os.path.join(folder, name, TRAINING_RECORD)) for name in os.listdir(folder)
-    )
+    try:
+        find_checkpoint(folder)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def verify_release(folder: str) -> None:
