@@ -53,6 +53,7 @@ setup(
             "elegance-train=training.train:main",
             "elegance-export=training.export:main",
             "elegance-pretrain-pslm=training.pslm_pretraining:main",
+            "elegance-pretrain-lips=training.lip_pretraining:main",
             "elegance-evaluate=training.evaluate_model:main",
             "elegance-push=training.push:main",
         ]

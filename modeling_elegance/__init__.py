@@ -11,9 +11,11 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_backbones import AVMambaConfig, AVMambaSEConfig, DualPathConfig, UsevConfig, UsevSEConfig
 from .configuration_elegance import EleganceConfig
+from .configuration_lip_reading import LipReadingConfig
 from .losses import activity_aware_loss, negative_si_sdr_loss, scale_invariant_sdr
 from .modeling_av_mamba import AVMambaForSpeechEnhancement, AVMambaForTargetSpeechExtraction
 from .modeling_dual_path import SpeechExtractionOutput
+from .modeling_lip_reading import LipReadingModel, LipReadingOutput
 from .modeling_usev import UsevForSpeechEnhancement, UsevForTargetSpeechExtraction
 from .pipeline_target_speech_extraction import TargetSpeechExtractionPipeline
 from .presets import PRESETS, preset_config
@@ -26,7 +28,7 @@ MODEL_CLASSES = {
 }
 
 AutoConfig.register(EleganceConfig.model_type, EleganceConfig, exist_ok=True)
-for _config_class, _model_class in MODEL_CLASSES.items():
+for _config_class, _model_class in {**MODEL_CLASSES, LipReadingConfig: LipReadingModel}.items():
     AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
     AutoModel.register(_config_class, _model_class, exist_ok=True)
     _config_class.register_for_auto_class()
@@ -43,6 +45,9 @@ __all__ = [
     "AVMambaSEConfig",
     "DualPathConfig",
     "EleganceConfig",
+    "LipReadingConfig",
+    "LipReadingModel",
+    "LipReadingOutput",
     "MODEL_CLASSES",
     "PRESETS",
     "TargetSpeechExtractionPipeline",

@@ -30,6 +30,11 @@ class DualPathConfig(EleganceConfig):
             ``"embeddings"`` (precomputed per-frame lip embeddings of ``lip_embedding_dim``).
         lip_embedding_dim: size of a lip embedding.
         lip_frontend_width: channels of the lip front-end's first stage (64 is ResNet-18).
+        lip_temporal_layers: BiLSTM layers over the lip front-end (0, USEV's front-end alone; 1, the lip-reading
+            encoder of ``elegance-pretrain-lips``); see :class:`~modeling_elegance.lip_encoder.LipEncoder`.
+        lip_encoder: folder of a lip-reading model (``elegance-pretrain-lips``) whose encoder weights a newly built
+            model starts from (set it with ``preset_config(..., lip_encoder=FOLDER)``, which also copies its sizes).
+            Only read when a model is built from scratch: ``from_pretrained`` never needs the folder again.
         visual_channels, visual_hidden_channels, visual_num_blocks: the V-TCN.
         prior_embedding_dim: width of a linguistic prior fused by gated cross-attention; None builds no fusion.
         prior_num_heads: attention heads of that fusion.
@@ -57,6 +62,8 @@ class DualPathConfig(EleganceConfig):
         lip_input: str | None = "frames",
         lip_embedding_dim: int = 512,
         lip_frontend_width: int = 64,
+        lip_temporal_layers: int = 0,
+        lip_encoder: str | None = None,
         visual_channels: int = 256,
         visual_hidden_channels: int = 512,
         visual_num_blocks: int = 5,
@@ -77,6 +84,11 @@ class DualPathConfig(EleganceConfig):
             raise ValueError(
                 f"prior_num_heads ({prior_num_heads}) must divide bottleneck_channels ({bottleneck_channels})"
             )
+        if lip_encoder is not None and lip_input != "frames":
+            raise ValueError(
+                f"lip_encoder={lip_encoder!r} needs lip_input='frames' (the model owns the pretrained encoder), got "
+                f"lip_input={lip_input!r}"
+            )
         if chunk_size < 2:
             raise ValueError(f"chunk_size must be at least 2, got {chunk_size}")
         self.encoder_channels = encoder_channels
@@ -93,6 +105,8 @@ class DualPathConfig(EleganceConfig):
         self.lip_input = lip_input
         self.lip_embedding_dim = lip_embedding_dim
         self.lip_frontend_width = lip_frontend_width
+        self.lip_temporal_layers = lip_temporal_layers
+        self.lip_encoder = lip_encoder
         self.visual_channels = visual_channels
         self.visual_hidden_channels = visual_hidden_channels
         self.visual_num_blocks = visual_num_blocks

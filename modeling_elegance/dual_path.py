@@ -21,8 +21,10 @@ from .sequence_models import build_sequence_model
 
 
 def _chunk_padding(frames, chunk_size: int):
+    # the original DPRNN/USEV rule: the gap lies in 1..chunk_size, so a whole chunk of zeros is added when
+    # frames + hop is already a multiple of the chunk size; kept for weight compatibility with USEV checkpoints
     hop = chunk_size // 2
-    return hop, (-(frames + hop)) % chunk_size
+    return hop, chunk_size - (hop + frames % chunk_size) % chunk_size
 
 
 def num_chunks(frames, chunk_size: int):
@@ -32,7 +34,8 @@ def num_chunks(frames, chunk_size: int):
 
 
 def split_into_chunks(x: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """``(b, c, t) -> (b, c, k, s)``: half-overlapping chunks; half a chunk of zeros is added at each end."""
+    """``(b, c, t) -> (b, c, k, s)``: half-overlapping chunks; the frames are zero-padded by a gap of 1 to
+    ``chunk_size`` frames to fill the last chunk, then by half a chunk at each end."""
     hop, gap = _chunk_padding(x.shape[-1], chunk_size)
     chunks = F.pad(x, (hop, gap + hop)).unfold(-1, chunk_size, hop)  # (b, c, s, k)
     return chunks.transpose(2, 3)

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_backbones import DualPathConfig
 from .dual_path import DualPathExtractor
-from .lip_frontend import LipFrontend
+from .lip_encoder import LipEncoder
 from .losses import activity_aware_loss, negative_si_sdr_loss
 from .normalization import GlobalLayerNorm, apply_mask
 from .sequence_models import MambaMixer
@@ -99,6 +100,12 @@ class DualPathPreTrainedModel(PreTrainedModel):
             raise ValueError(
                 f"input_values has shape {shape}; expected (batch, samples) of mono audio at {expected} Hz "
                 f"(add a batch dimension with input_values[None], average stereo channels)"
+            )
+        window = self.config.encoder_kernel_size
+        if input_values.shape[-1] < window:
+            raise ValueError(
+                f"input_values has {input_values.shape[-1]} samples, fewer than one encoder window of {window} samples "
+                f"({1000 * window / expected:g} ms at {expected} Hz); pass at least {window} samples"
             )
         if labels is not None and labels.shape != input_values.shape:
             raise ValueError(
@@ -186,14 +193,13 @@ class DualPathPreTrainedModel(PreTrainedModel):
 class DualPathVisualEncoder(nn.Module):
     r"""Lip clips or lip embeddings -> ``(batch, visual_channels, video frames)`` visual cue.
 
-    Owns the lip front-end when ``config.lip_input == "frames"``; always owns the V-TCN.
+    Owns the lip encoder when ``config.lip_input == "frames"``; always owns the V-TCN.
     """
 
     def __init__(self, config: DualPathConfig):
         super().__init__()
-        self.frontend = None
-        if config.lip_input == "frames":
-            self.frontend = LipFrontend(width=config.lip_frontend_width, embedding_dim=config.lip_embedding_dim)
+        self.config = config
+        self.lip_encoder = LipEncoder(config) if config.lip_input == "frames" else None
         self.tcn = VisualTCN(
             config.lip_embedding_dim,
             channels=config.visual_channels,
@@ -201,26 +207,48 @@ class DualPathVisualEncoder(nn.Module):
             num_blocks=config.visual_num_blocks,
         )
 
-    def forward(self, lip_frames, lip_embeds, frame_mask: torch.Tensor | None) -> torch.Tensor:
-        # frame_mask: (batch, video frames), 1 on real frames, or None without padding; padded frames are zeroed
-        # before the 3-D stem so that they never reach a real frame
+    def embed_lips(self, lip_frames: torch.Tensor, video_lengths: torch.Tensor | None) -> torch.Tensor:
+        """``(batch, frames, size, size)`` -> ``(batch, frames, lip_embedding_dim)``; padded frames are zeroed
+        before the 3-D stem so that they never reach a real frame (``video_lengths`` None: no padding)."""
+        mask = length_mask(video_lengths, lip_frames.shape[1])
+        return self.lip_encoder(apply_mask(lip_frames, None if mask is None else mask[:, :, None, None]), video_lengths)
+
+    def forward(self, lip_frames, lip_embeds, video_lengths: torch.Tensor | None) -> torch.Tensor:
         if lip_embeds is None:
-            mask = None if frame_mask is None else frame_mask[:, :, None, None]
-            lip_embeds = self.frontend(apply_mask(lip_frames, mask))
-        return self.tcn(lip_embeds, None if frame_mask is None else frame_mask[:, None, :])
+            lip_embeds = self.embed_lips(lip_frames, video_lengths)
+        mask = length_mask(video_lengths, lip_embeds.shape[1])
+        return self.tcn(lip_embeds, None if mask is None else mask[:, None, :])
+
+    def load_lip_encoder(self, folder: str):
+        """Copy the encoder weights of a lip-reading model (``elegance-pretrain-lips``) into the lip encoder."""
+        from .modeling_lip_reading import load_lip_encoder_state_dict
+
+        self.lip_encoder.load_state_dict(load_lip_encoder_state_dict(folder, self.config))
 
 
-def align_to_frames(cue: torch.Tensor, video_lengths: torch.Tensor | None, frames: int, frames_per_video_frame: float) -> torch.Tensor:
-    r"""Holds each video frame for the encoder frames it covers: ``(b, c, video frames) -> (b, c, frames)``.
+def align_to_frames(cue: torch.Tensor, video_lengths: torch.Tensor | None, frame_lengths: torch.Tensor | None, frames: int) -> torch.Tensor:
+    r"""Stretches the visual cue to the encoder frames by linear interpolation: ``(b, c, video frames) -> (b, c, frames)``.
 
-    Encoder frame ``t`` takes video frame ``floor(t / frames_per_video_frame)``, clamped to each row's last real
-    video frame (``video_lengths``, None when no row is padded), so a row's cue never depends on another row's
-    padding.
+    Row ``i``'s ``video_lengths[i]`` real video frames are stretched over its ``frame_lengths[i]`` real encoder frames
+    exactly as ``F.interpolate(cue, frames, mode="linear")`` does for a row alone (the original USEV's alignment);
+    frames past a row's end are zero. Both lengths are None when no row is padded.
     """
-    index = (torch.arange(frames, device=cue.device) / frames_per_video_frame).floor().long()
-    last = cue.new_full((cue.shape[0],), cue.shape[-1] - 1, dtype=torch.long) if video_lengths is None else video_lengths - 1
-    index = torch.minimum(index[None, :], last.clamp_min(0)[:, None])
-    return cue.gather(2, index[:, None, :].expand(-1, cue.shape[1], -1))
+    batch, _, video_frames = cue.shape
+    if video_lengths is None and frame_lengths is None:
+        return F.interpolate(cue, frames, mode="linear")
+    sources = cue.new_full((batch,), video_frames) if video_lengths is None else video_lengths.to(cue.dtype)
+    targets = cue.new_full((batch,), frames) if frame_lengths is None else frame_lengths.to(cue.dtype)
+    # half-pixel centres, as F.interpolate with align_corners=False
+    position = ((torch.arange(frames, device=cue.device, dtype=cue.dtype)[None, :] + 0.5) * (sources / targets)[:, None] - 0.5).clamp_min(0)
+    low = position.floor().long()
+    last = (sources.long() - 1)[:, None]
+    low = torch.minimum(low, last)
+    high = torch.minimum(low + 1, last)
+    weight = (position - low.to(cue.dtype))[:, None, :]
+    channels = cue.shape[1]
+    aligned = cue.gather(2, low[:, None, :].expand(-1, channels, -1)) * (1 - weight)
+    aligned = aligned + cue.gather(2, high[:, None, :].expand(-1, channels, -1)) * weight
+    return apply_mask(aligned, length_mask(frame_lengths, frames)[:, None] if frame_lengths is not None else None)
 
 
 class DualPathForTargetSpeechExtraction(DualPathPreTrainedModel):
@@ -236,6 +264,10 @@ class DualPathForTargetSpeechExtraction(DualPathPreTrainedModel):
         self.visual_encoder = DualPathVisualEncoder(config)
         self._build_codec_and_extractor(config, cue_channels=config.visual_channels)
         self.post_init()
+        # a model built from scratch starts from the pretrained lip encoder; from_pretrained builds on the meta
+        # device and then loads the saved weights, which already hold it
+        if config.lip_encoder is not None and self.visual_encoder.tcn.project.weight.device.type != "meta":
+            self.visual_encoder.load_lip_encoder(config.lip_encoder)
 
     def forward(
         self,
@@ -269,10 +301,10 @@ class DualPathForTargetSpeechExtraction(DualPathPreTrainedModel):
         lips = lip_frames if lip_frames is not None else lip_embeds
         video_lengths = padded_lengths(video_attention_mask, lips.device)
         self._check_durations(input_values, audio_attention_mask, video_lengths, lips.shape[1])
-        cue = self.visual_encoder(lip_frames, lip_embeds, length_mask(video_lengths, lips.shape[1]))
-        frames = self.encoder.num_frames(input_values.shape[-1])
-        rate = self.config.sampling_rate / self.config.encoder_stride / self.config.fps
-        cue = align_to_frames(cue, video_lengths, frames, rate)
+        cue = self.visual_encoder(lip_frames, lip_embeds, video_lengths)
+        sample_lengths = padded_lengths(audio_attention_mask, input_values.device)
+        frame_lengths = None if sample_lengths is None else self.encoder.num_frames(sample_lengths)
+        cue = align_to_frames(cue, video_lengths, frame_lengths, self.encoder.num_frames(input_values.shape[-1]))
         output = self._separate(input_values, audio_attention_mask, labels, cue, prior_embeds, prior_attention_mask)
         return output if return_dict is not False else output.to_tuple()
 
@@ -287,7 +319,7 @@ class DualPathForTargetSpeechExtraction(DualPathPreTrainedModel):
             )
         batch = input_values.shape[0]
         if lip_frames is not None:
-            if self.visual_encoder.frontend is None:
+            if self.visual_encoder.lip_encoder is None:
                 raise ValueError(
                     "this model was built for precomputed lip embeddings (lip_input='embeddings') and has no lip "
                     "front-end; pass lip_embeds, or build the model with lip_input='frames' to feed mouth ROI clips"

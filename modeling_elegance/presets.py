@@ -38,9 +38,17 @@ PRESETS: dict[str, tuple[type[DualPathConfig], dict]] = {
 }
 
 
-def preset_config(name: str, **overrides) -> DualPathConfig:
-    """The config of preset ``name`` (one of :data:`PRESETS`), with ``overrides`` applied to its fields."""
+def preset_config(name: str, *, lip_encoder: str | None = None, **overrides) -> DualPathConfig:
+    """The config of preset ``name`` (one of :data:`PRESETS`), with ``overrides`` applied to its fields.
+
+    ``lip_encoder=FOLDER`` (a lip-reading model written by ``elegance-pretrain-lips``) takes the lip encoder's sizes
+    from that model, and a model built from the config starts with its weights.
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     config_class, sizes = PRESETS[name]
+    if lip_encoder is not None:
+        from .modeling_lip_reading import lip_encoder_config_overrides
+
+        overrides = {**lip_encoder_config_overrides(lip_encoder), **overrides}
     return config_class(**{**sizes, **overrides})

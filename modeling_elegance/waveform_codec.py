@@ -1,4 +1,8 @@
-"""The learned waveform encoder and decoder of USEV/Conv-TasNet: a strided 1-D convolution and its overlap-add inverse."""
+"""The learned waveform encoder and decoder of USEV/Conv-TasNet: a strided 1-D convolution and its overlap-add inverse.
+
+Framing follows the original USEV (github zexupan/USEV): the encoder takes only full windows, so samples after the
+last full window get no frame, and the decoder's output is zero-padded back to the input length there.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ from torch.nn import functional as F
 class WaveformEncoder(nn.Module):
     r"""``(batch, samples) -> (batch, channels, frames)``: Conv1d(1 -> channels, kernel, stride = kernel // 2) + ReLU.
 
-    The input is zero-padded at the end so that every sample lies under a full window:
-    ``frames = ceil((samples - kernel) / stride) + 1``.
+    Only full windows are encoded: ``frames = floor((samples - kernel) / stride) + 1``.
     """
 
     def __init__(self, channels: int, *, kernel_size: int):
@@ -21,21 +24,19 @@ class WaveformEncoder(nn.Module):
         self.conv = nn.Conv1d(1, channels, kernel_size, stride=self.stride, bias=False)
 
     def num_frames(self, samples: torch.Tensor | int):
-        """Frames produced for ``samples`` input samples (works on ints and on integer tensors)."""
+        """Frames produced for ``samples >= kernel_size`` input samples (ints or integer tensors)."""
         excess = samples - self.kernel_size
         if isinstance(excess, torch.Tensor):
-            return torch.div(excess.clamp_min(0) + self.stride - 1, self.stride, rounding_mode="floor") + 1
-        return -(-max(excess, 0) // self.stride) + 1
+            return torch.div(excess.clamp_min(0), self.stride, rounding_mode="floor") + 1
+        return max(excess, 0) // self.stride + 1
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        samples = waveform.shape[-1]
-        padded = (self.num_frames(samples) - 1) * self.stride + self.kernel_size
-        return F.relu(self.conv(F.pad(waveform, (0, padded - samples)).unsqueeze(1)))
+        return F.relu(self.conv(waveform.unsqueeze(1)))
 
 
 class WaveformDecoder(nn.Module):
     r"""``(batch, channels, frames) -> (batch, samples)``: a linear map of each frame to ``kernel`` samples, then
-    overlap-add with hop ``kernel // 2``; the result is cut to ``samples``."""
+    overlap-add with hop ``kernel // 2``; zeros are appended up to ``samples`` (the samples no frame covers)."""
 
     def __init__(self, channels: int, *, kernel_size: int):
         super().__init__()
@@ -47,4 +48,4 @@ class WaveformDecoder(nn.Module):
         segments = self.basis(frames.transpose(1, 2)).transpose(1, 2)  # (batch, kernel, frames)
         length = (frames.shape[-1] - 1) * self.stride + self.kernel_size
         waveform = F.fold(segments, output_size=(1, length), kernel_size=(1, self.kernel_size), stride=(1, self.stride))
-        return waveform[:, 0, 0, :samples]
+        return F.pad(waveform[:, 0, 0, :samples], (0, max(samples - length, 0)))

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .mixing import mix_at_sirs
 from .lip_rendering import ClipNuisance, articulation_tracks, render_mouth
 from .speakers import Speaker, speaker_pool
 from .speech_synthesis import Phone, Utterance, synthesize
@@ -26,7 +27,6 @@ SAMPLING_RATE = 16000
 FPS = 25
 TARGET_LEVEL_DBFS = -25.0
 SIR_RANGE_DB = (-10.0, 10.0)
-PEAK_LIMIT = 0.95
 MAX_ONSET_SECONDS = 0.5
 MAX_TEXT_DRAWS = 8
 
@@ -170,10 +170,6 @@ def _place(utterance: Utterance, speaker: Speaker, clip_seconds: float, max_seco
     return _PlacedSpeech(placed, transcript.strip(), phones, words)
 
 
-def _energy(signal: np.ndarray) -> float:
-    return float(np.sum(signal.astype(np.float64) ** 2))
-
-
 def frame_activity(phones: list[Phone], num_frames: int, fps: int) -> np.ndarray:
     """1 where frame ``k`` (time ``k / fps``) falls inside a spoken phone, else 0; ``(frames,)`` uint8."""
     times = np.arange(num_frames) / fps
@@ -253,13 +249,7 @@ class CorpusGenerator:
 
         target_wave = target.waveform * (10 ** (TARGET_LEVEL_DBFS / 20) / np.sqrt(np.mean(target.waveform**2) + 1e-12))
         sirs = rng.uniform(*SIR_RANGE_DB, size=len(interferers))
-        scaled = [
-            wave * np.sqrt(_energy(target_wave) / (_energy(wave) + 1e-12) / 10 ** (sir / 10)) for wave, sir in zip(interferers, sirs)
-        ]
-        mixture = target_wave + sum(scaled)
-        # one gain for every signal keeps the SIRs exact while avoiding clipping
-        gain = min(1.0, PEAK_LIMIT / (np.abs(mixture).max() + 1e-12))
-        target_wave, mixture, scaled = target_wave * gain, mixture * gain, [wave * gain for wave in scaled]
+        target_wave, mixture, scaled = mix_at_sirs(target_wave, interferers, sirs)
 
         tracks = articulation_tracks(target.phones, clip)
         lips = render_mouth(tracks, num_frames, FPS, self.preset.roi_size, target_speaker, ClipNuisance.draw(rng), rng)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 from .embedding_cache import DEFAULT_MAX_TEXT_TOKENS
@@ -51,6 +52,25 @@ class GuidanceArguments:
         metadata={"help": "impair U(0, 0.8) of the training lip frames on the fly (full mask, occlusion, low "
                   "resolution); off with --impair_visual false"},
     )
+    impair_probability: float = field(
+        default=1.0, metadata={"help": "probability that a training example's lips are impaired (with --impair_visual)"}
+    )
+    lip_encoder: str | None = field(
+        default=None,
+        metadata={"help": "a lip reader written by elegance-pretrain-lips: the backbone (a preset) starts from its "
+                  "encoder, whose sizes it takes"},
+    )
+    freeze_lip_encoder: bool = field(
+        default=True,
+        metadata={"help": "with --lip_encoder: keep the pretrained encoder frozen, so that its embeddings of clean "
+                  "clips are computed once and cached (false fine-tunes it with the separator)"},
+    )
+    dynamic_mixing: bool | None = field(
+        default=None,
+        metadata={"help": "draw a new mixture for every training example from the clean training utterances "
+                  "(default: on for a corpus folder, off for a mixture list)"},
+    )
+    num_interferers: int = field(default=1, metadata={"help": "dynamic mixing: interferers per mixture"})
     output_weight: float = field(default=1.0, metadata={"help": "weight of the output-guidance MSE"})
     intermediate_weight: float = field(default=0.1, metadata={"help": "weight of the next-token-prediction loss"})
     intermediate_alpha: float = field(default=0.1, metadata={"help": "scale of the cross-attention residual"})
@@ -88,6 +108,10 @@ class GuidanceArguments:
             raise ValueError(f"--cmkt_alpha must lie in (0, 1], got {self.cmkt_alpha}")
         if self.cmkt_max_shift < 0:
             raise ValueError(f"--cmkt_max_shift must be >= 0, got {self.cmkt_max_shift}")
+        if not 0.0 <= self.impair_probability <= 1.0:
+            raise ValueError(f"--impair_probability must lie in [0, 1], got {self.impair_probability}")
+        if self.dynamic_mixing is None:
+            self.dynamic_mixing = not (self.data.endswith(".csv") and os.path.isfile(self.data))
         if self.eval_split in ("", "none"):
             self.eval_split = None
 

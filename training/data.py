@@ -1,8 +1,8 @@
 """Training data: the embedded corpus or a real-data mixture list, with on-the-fly visual impairment, and the
 collator that turns examples into backbone inputs plus the guidance heads' inputs.
 
-Every random choice of training (impairment type, ratio and position; input guidance's text dropout; CMKT's
-shift) is drawn per example from ``(seed, epoch, index)``. A run therefore sees the same augmentation whatever the
+Every random choice of training (the dynamic mixture; impairment type, ratio and position; input guidance's text
+dropout; CMKT's shift) is drawn per example from ``(seed, epoch, index)``. A run therefore sees the same augmentation whatever the
 number of processes, and a resumed run continues exactly where it stopped.
 """
 
@@ -15,7 +15,9 @@ import torch
 
 from processing.visual_impairment import IMPAIRMENT_TYPES, TRAINING_MAX_RATIO, impair_lips
 
+from .dynamic_mixing import DynamicMixer
 from .embedding_cache import DEFAULT_MAX_TEXT_TOKENS, TranscriptEmbeddings
+from .lip_embedding_cache import LipEmbeddings
 from .language_model import tokenize_transcripts
 
 
@@ -52,6 +54,15 @@ def transcripts_of(dataset) -> list[str]:
     return [str(dataset[index]["transcript"]) for index in range(len(dataset))]
 
 
+def lip_clips(dataset) -> list[np.ndarray]:
+    """Every example's ``lips`` as uint8 ``(frames, H, W)`` (empty when the dataset has precomputed embeddings)."""
+    if hasattr(dataset, "select_columns"):
+        if "lips" not in dataset.column_names:
+            return []
+        return [np.asarray(row["lips"], dtype=np.uint8) for row in dataset.select_columns(["lips"])]
+    return [np.asarray(dataset[i]["lips"], dtype=np.uint8) for i in range(len(dataset)) if "lips" in dataset[i]]
+
+
 class GuidanceDataset(torch.utils.data.Dataset):
     r"""Examples of ``dataset`` with the training-time random draws attached.
 
@@ -60,16 +71,21 @@ class GuidanceDataset(torch.utils.data.Dataset):
         training: draw impairments and guidance randomness; otherwise clean lips, no text, no shift.
         seed: seed of the draws.
         impair_visual: impair ``U(0, 0.8)`` of the lip frames with a random impairment type.
+        impair_probability: probability that a training example's lips are impaired (when ``impair_visual``).
+        mixer: a :class:`DynamicMixer` that draws a new mixture for each training example; None keeps the stored one.
         input_probability: probability that an example's prior gets its real text embeddings.
         max_shift: CMKT's largest shift, in tokens.
     """
 
     def __init__(self, dataset, training: bool, seed: int = 0, impair_visual: bool = True,
-                 input_probability: float = 0.2, max_shift: int = 0):
+                 input_probability: float = 0.2, max_shift: int = 0, impair_probability: float = 1.0,
+                 mixer: DynamicMixer | None = None):
         self.dataset = dataset
         self.training = training
         self.seed = seed
         self.impair_visual = impair_visual
+        self.impair_probability = impair_probability
+        self.mixer = mixer
         self.input_probability = input_probability
         self.max_shift = max_shift
         self.epoch = 0
@@ -82,15 +98,21 @@ class GuidanceDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         example = dict(self.dataset[int(index)])
-        keep, shift = False, 0
+        keep, shift, impaired = False, 0, False
         if self.training:
             rng = np.random.default_rng([self.seed, self.epoch, int(index)])
             if self.impair_visual and "lips" in example:
                 kind = IMPAIRMENT_TYPES[int(rng.integers(len(IMPAIRMENT_TYPES)))]
-                example["lips"], _ = impair_lips(np.asarray(example["lips"]), kind, float(rng.uniform(0.0, TRAINING_MAX_RATIO)), rng)
+                ratio = float(rng.uniform(0.0, TRAINING_MAX_RATIO))
+                if self.impair_probability >= 1.0 or rng.random() < self.impair_probability:
+                    example["lips"], _ = impair_lips(np.asarray(example["lips"]), kind, ratio, rng)
+                    impaired = True
             keep = bool(rng.random() < self.input_probability)
             shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
-        example["prior_keep"], example["embedding_shift"] = keep, shift
+            if self.mixer is not None:
+                # a stream of its own, so that turning dynamic mixing on leaves the other draws as they were
+                example = self.mixer.remix(example, np.random.default_rng([self.seed, self.epoch, int(index), 1]))
+        example["prior_keep"], example["embedding_shift"], example["lips_impaired"] = keep, shift, impaired
         return example
 
 
@@ -109,16 +131,19 @@ class GuidanceCollator:
     r"""Examples -> one batch.
 
     Always: ``input_values``, ``audio_attention_mask``, ``labels`` (the target), and for audio-visual backbones
-    ``lip_frames`` + ``video_attention_mask`` (or ``lip_embeds``). With ``embeddings``: ``transcript_embeds``
+    ``lip_frames`` + ``video_attention_mask`` (or ``lip_embeds``: the examples' own, or those of a frozen lip
+    encoder through ``lip_embeddings``). With ``embeddings``: ``transcript_embeds``
     ``(batch, tokens, hidden)``, ``transcript_embeds_mask``, ``transcript_pooled (batch, hidden)``,
     ``prior_keep (batch,)`` and ``embedding_shift (batch,)``. With ``tokenizer``: ``transcript_input_ids`` and
     ``transcript_attention_mask`` for next-token prediction.
     """
 
     def __init__(self, processor, uses_lips: bool, embeddings: TranscriptEmbeddings | None = None,
-                 tokenizer=None, max_text_tokens: int = DEFAULT_MAX_TEXT_TOKENS):
+                 tokenizer=None, max_text_tokens: int = DEFAULT_MAX_TEXT_TOKENS,
+                 lip_embeddings: LipEmbeddings | None = None):
         self.processor = processor
         self.uses_lips = uses_lips
+        self.lip_embeddings = lip_embeddings
         self.embeddings = embeddings
         self.tokenizer = tokenizer
         self.max_text_tokens = max_text_tokens
@@ -130,6 +155,11 @@ class GuidanceCollator:
         if self.uses_lips:
             if "lip_embeds" in examples[0]:
                 lip_embeds, mask = pad_sequences([torch.as_tensor(np.asarray(e["lip_embeds"]), dtype=torch.float32) for e in examples])
+                batch.update(lip_embeds=lip_embeds, video_attention_mask=mask)
+            elif self.lip_embeddings is not None:
+                clips = [np.asarray(e["lips"]) for e in examples]
+                embedded = self.lip_embeddings(clips, [not e.get("lips_impaired", False) for e in examples])
+                lip_embeds, mask = pad_sequences(embedded)
                 batch.update(lip_embeds=lip_embeds, video_attention_mask=mask)
             else:
                 batch.update(self.processor.lip_feature_extractor([np.asarray(e["lips"]) for e in examples], return_tensors="pt"))

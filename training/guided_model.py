@@ -64,6 +64,9 @@ class GuidedModel(nn.Module):
         for head in self.heads.values():
             for name in head.frozen_modules:
                 getattr(head, name).eval()  # no dropout in the frozen LLM / PSLM
+        for module in self.backbone.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+                module.eval()  # a frozen batch norm (the pretrained lip encoder's) keeps its running statistics
         return self
 
     def _frozen_prefixes(self) -> tuple[str, ...]:

@@ -18,11 +18,13 @@ from modeling_elegance import MODEL_CLASSES, PRESETS, preset_config
 from processing import EleganceProcessor
 
 from .arguments import GuidanceArguments
-from .data import GuidanceCollator, GuidanceDataset, load_split, transcripts_of
+from .data import GuidanceCollator, GuidanceDataset, lip_clips, load_split, transcripts_of
+from .dynamic_mixing import DynamicMixer
 from .embedding_cache import TranscriptEmbeddings
 from .guided_model import GuidedModel
 from .heads import CrossModalKnowledgeTransferHead, InputGuidanceHead, IntermediateGuidanceHead, OutputGuidanceHead
 from .language_model import load_causal_language_model, resolve_llm, text_encoder_width
+from .lip_embedding_cache import LipEmbeddings
 from .speech_encoder import SpeechEncoder
 from .trainer import GuidanceTrainer
 
@@ -47,19 +49,36 @@ def build_backbone(args: GuidanceArguments, llm_width: int | None):
     """The backbone: a preset (with a prior fusion of ``llm_width`` when input guidance is on) or a saved model."""
     wants_prior = "input" in args.heads
     if args.backbone in PRESETS:
-        config = preset_config(args.backbone, prior_embedding_dim=llm_width if wants_prior else None)
-        return MODEL_CLASSES[type(config)](config)
+        config = preset_config(args.backbone, prior_embedding_dim=llm_width if wants_prior else None, lip_encoder=args.lip_encoder)
+        return freeze_lip_encoder(MODEL_CLASSES[type(config)](config), args)
     if not os.path.isdir(args.backbone):
         raise ValueError(
             f"--backbone {args.backbone!r} is neither a preset ({', '.join(PRESETS)}) nor a saved model folder"
         )
-    model = AutoModel.from_pretrained(args.backbone)
+    if args.lip_encoder is not None:
+        raise ValueError(
+            f"--lip_encoder applies to a backbone built from a preset; {args.backbone} is a saved model that already "
+            f"holds its lip encoder"
+        )
+    model = freeze_lip_encoder(AutoModel.from_pretrained(args.backbone), args)
     if wants_prior and model.config.prior_embedding_dim != llm_width:
         raise ValueError(
             f"{args.backbone} has prior_embedding_dim={model.config.prior_embedding_dim} but input guidance with "
             f"this LLM needs {llm_width}; start from a preset, or from a model trained with the same LLM"
         )
     return model
+
+
+def freeze_lip_encoder(backbone, args: GuidanceArguments):
+    """With ``--lip_encoder`` and ``--freeze_lip_encoder``, the backbone's lip encoder gets no gradient."""
+    if args.lip_encoder is not None and args.freeze_lip_encoder:
+        backbone.visual_encoder.lip_encoder.requires_grad_(False)
+    return backbone
+
+
+def lip_encoder_is_frozen(backbone) -> bool:
+    encoder = getattr(getattr(backbone, "visual_encoder", None), "lip_encoder", None)
+    return encoder is not None and not any(parameter.requires_grad for parameter in encoder.parameters())
 
 
 def build_heads(args: GuidanceArguments, backbone, llm_width: int | None):
@@ -111,8 +130,16 @@ def build_run(args: GuidanceArguments, training_args: TrainingArguments, log=pri
             )
     heads, weights, extraction_weight = build_heads(args, backbone, llm_width)
     model = GuidedModel(backbone, heads, weights, extraction_weight)
+    lip_embeddings = None
+    if lip_encoder_is_frozen(backbone):
+        with training_args.main_process_first(desc="lip embeddings of the clean clips"):
+            lip_embeddings = LipEmbeddings(backbone.visual_encoder.lip_encoder, processor.lip_feature_extractor)
+            clips = lip_clips(train_data) + (lip_clips(eval_data) if eval_data is not None else [])
+            lip_embeddings.load_or_compute(clips, args.embedding_cache_dir, log=log)
+    mixer = DynamicMixer(train_data, args.num_interferers) if args.dynamic_mixing else None
     draws = dict(input_probability=args.input_probability, max_shift=args.cmkt_max_shift)
-    train_dataset = GuidanceDataset(train_data, True, training_args.seed, args.impair_visual, **draws)
+    train_dataset = GuidanceDataset(train_data, True, training_args.seed, args.impair_visual,
+                                    impair_probability=args.impair_probability, mixer=mixer, **draws)
     eval_dataset = None if eval_data is None else GuidanceDataset(eval_data, False, training_args.seed, **draws)
     collator = GuidanceCollator(
         processor,
@@ -120,6 +147,7 @@ def build_run(args: GuidanceArguments, training_args: TrainingArguments, log=pri
         embeddings=embeddings,
         tokenizer=processor.tokenizer if "intermediate" in args.heads else None,
         max_text_tokens=args.max_text_tokens,
+        lip_embeddings=lip_embeddings,
     )
     record = {"backbone_model_type": config.model_type, "backbone_config": config.to_dict(), "guidance": args.to_dict()}
     return model, processor, train_dataset, eval_dataset, collator, record

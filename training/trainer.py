@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import safetensors.torch
 import torch
@@ -38,6 +39,7 @@ class GuidanceTrainer(Trainer):
         self._component_sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
         self._component_counts = {"train": 0, "eval": 0}
         self._staging = False
+        self._wall_start, self._wall_offset = time.time(), None
 
     # ---- loss and logging ----
 
@@ -67,6 +69,11 @@ class GuidanceTrainer(Trainer):
         return {f"{prefix}loss_{name}": round(float(value), 6) for name, value in zip(names, values)}
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # training minutes so far, across resumes: learning curves against time read it
+        if self._wall_offset is None:
+            earlier = [entry["wall_minutes"] for entry in self.state.log_history if "wall_minutes" in entry]
+            self._wall_offset = earlier[-1] if earlier else 0.0
+        logs["wall_minutes"] = round(self._wall_offset + (time.time() - self._wall_start) / 60, 3)
         if "loss" in logs:
             logs.update(self._component_logs("train", ""))
         if "eval_loss" in logs:

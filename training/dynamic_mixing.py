@@ -1,0 +1,93 @@
+"""Dynamic mixing: a new mixture for every training step, from the clean utterances of the training split.
+
+A stored corpus of 1,200 mixtures is seen again and again by a separator that trains for tens of thousands of
+steps; remixing each target (with its lips and transcript) with interferers drawn anew turns it into an unbounded
+stream. The draws come from a generator seeded by ``(seed, epoch, index)``, like every other training draw, so a run
+is reproducible whatever the number of processes and a resumed run continues exactly.
+
+The interferer pool is every clean utterance the split holds: the targets and the corpus's own (scaled) interferers,
+each with its speaker. An interferer is never spoken by the target's speaker, and two interferers of one mixture
+never share a speaker.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from processing.mixing import mix_at_sirs
+
+SIR_RANGE_DB = (-10.0, 10.0)  # the VoxCeleb2 2-mix protocol of USEV / MuSE / ClearerVoice
+
+
+class DynamicMixer:
+    r"""Remixes corpus-schema examples with interferers from other speakers of the same dataset.
+
+    Args:
+        dataset: a map-style dataset with ``target``, ``target_speaker``, and optionally ``interferers`` with
+            ``interferer_speakers`` (their clean speech joins the pool).
+        num_interferers: interferers per mixture.
+        sir_range_db: each interferer's SIR is drawn uniformly from this range.
+    """
+
+    def __init__(self, dataset, num_interferers: int = 1, sir_range_db: tuple[float, float] = SIR_RANGE_DB):
+        if num_interferers < 1:
+            raise ValueError(f"num_interferers must be at least 1, got {num_interferers}")
+        columns = set(getattr(dataset, "column_names", None) or dataset[0].keys())
+        if not {"target", "target_speaker"} <= columns:
+            raise ValueError(
+                f"dynamic mixing needs clean targets with their speakers (columns target, target_speaker); the dataset "
+                f"has {sorted(columns)}: train with --dynamic_mixing false"
+            )
+        # only the waveforms are read for interferers: a whole row (lips included) costs ten times more
+        audio_columns = [name for name in ("target", "interferers") if name in columns]
+        self.audio = dataset.select_columns(audio_columns) if hasattr(dataset, "select_columns") else dataset
+        self.num_interferers = num_interferers
+        self.sir_range_db = sir_range_db
+        column = dataset["target_speaker"] if hasattr(dataset, "column_names") else [e["target_speaker"] for e in dataset]
+        # the pool: (row, None) is a row's target, (row, k) its k-th interferer
+        self.sources: list[tuple[int, int | None]] = [(row, None) for row in range(len(column))]
+        self.speakers: list[str] = [str(speaker) for speaker in column]
+        if "interferer_speakers" in columns and "interferers" in columns:
+            for row, speakers in enumerate(dataset["interferer_speakers"]):
+                for k, speaker in enumerate(speakers):
+                    self.sources.append((row, k))
+                    self.speakers.append(str(speaker))
+        self.speakers_array = np.asarray(self.speakers)
+        if len(set(self.speakers)) <= num_interferers:
+            raise ValueError(
+                f"dynamic mixing with {num_interferers} interferer(s) needs at least {num_interferers + 1} speakers; "
+                f"the dataset has {len(set(self.speakers))}"
+            )
+
+    def _speech(self, source: int) -> np.ndarray:
+        row, k = self.sources[source]
+        example = self.audio[row]
+        wave = example["target"] if k is None else example["interferers"][k]
+        return np.asarray(wave, dtype=np.float32)
+
+    def remix(self, example: dict, rng: np.random.Generator) -> dict:
+        """``example`` with a new ``mixture``, ``interferers``, ``interferer_speakers`` and ``sir_db``; the target, its
+        lips and its text are kept. Each interferer is cut or zero-padded to the target's length and rotated by a
+        random offset."""
+        target = np.asarray(example["target"], dtype=np.float32)
+        length = len(target)
+        taken = {str(example["target_speaker"])}
+        interferers, speakers = [], []
+        for _ in range(self.num_interferers):
+            allowed = np.flatnonzero(~np.isin(self.speakers_array, list(taken)))
+            source = int(allowed[rng.integers(len(allowed))])
+            wave = self._speech(source)[:length]
+            wave = np.pad(wave, (0, length - len(wave)))
+            interferers.append(np.roll(wave, int(rng.integers(length))))
+            speakers.append(self.speakers[source])
+            taken.add(self.speakers[source])
+        sirs = rng.uniform(*self.sir_range_db, size=self.num_interferers)
+        target, mixture, scaled = mix_at_sirs(target, interferers, sirs)
+        return {
+            **example,
+            "target": target.astype(np.float32),
+            "mixture": mixture.astype(np.float32),
+            "interferers": [wave.astype(np.float32) for wave in scaled],
+            "interferer_speakers": speakers,
+            "sir_db": [float(sir) for sir in sirs],
+        }
