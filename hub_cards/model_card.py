@@ -148,6 +148,9 @@ def render_model_card(
         data=guidance.get("data"),
         synthetic=guidance.get("audio_root") is None,
         impair_visual=guidance.get("impair_visual"),
+        dynamic_mixing=guidance.get("dynamic_mixing"),
+        lip_encoder=guidance.get("lip_encoder"),
+        freeze_lip_encoder=guidance.get("freeze_lip_encoder"),
         steps=steps,
         num_parameters=num_parameters,
         evaluation_rows=evaluation_table(evaluation) if evaluation else [],
@@ -155,3 +158,16 @@ def render_model_card(
         evaluation_commit=evaluation and evaluation.get("commit"),
     )
     return ModelCard(re.sub(r"\n{3,}", "\n\n", card.content))  # the templates' optional blocks leave blank runs
+
+
+def render_lip_reading_card(config, *, steps: int | None, data: str | None, evaluation: dict | None = None,
+                            model_name: str = "lip-reader") -> ModelCard:
+    """The card of a lip reader written by ``elegance-pretrain-lips``: its sizes, training and, when given, its
+    ``lip_reading_evaluation.json`` (frame accuracy and phone error rate with their baselines)."""
+    card_data = ModelCardData(library_name="transformers", license="apache-2.0", model_name=model_name,
+                              tags=["elegance", "lip-reading", "visual-speech", config.model_type])
+    card = ModelCard.from_template(
+        card_data, template_path=os.path.join(TEMPLATE_DIR, "lip_reading.jinja"), model_name=model_name,
+        config=config, steps=steps if steps is not None else "unknown", data=data, evaluation=evaluation,
+    )
+    return ModelCard(re.sub(r"\n{3,}", "\n\n", card.content))

@@ -63,7 +63,7 @@ def test_usev_base_has_the_reference_parameter_count_with_lip_embeddings():
 def test_lip_frontend_is_resnet18_sized_and_av_mamba_base_swaps_only_the_sequence_model():
     frames = UsevForTargetSpeechExtraction(preset_config("usev-base"))
     embeddings = UsevForTargetSpeechExtraction(preset_config("usev-base", lip_input="embeddings"))
-    frontend = sum(p.numel() for p in frames.visual_encoder.frontend.parameters())
+    frontend = sum(p.numel() for p in frames.visual_encoder.lip_encoder.parameters())
     assert 11.0e6 < frontend < 11.3e6  # Conv3d stem + ResNet-18 trunk, no classifier
     assert sum(p.numel() for p in frames.parameters()) - sum(p.numel() for p in embeddings.parameters()) == frontend
 
@@ -420,6 +420,8 @@ def test_errors_name_the_problem_and_the_fix():
         (dict(good, lip_frames=torch.randn(2, 40, 48, 48)), r"row 0: the lip video lasts 1.60 s \(40 frames at 25 fps\) but the audio lasts 0.60 s \(9600 samples at 16000 Hz\)"),
         (dict(good, labels=torch.randn(2, 100)), r"labels have shape \(2, 100\) but input_values \(2, 9600\)"),
         (dict(good, prior_embeds=torch.randn(2, 3, 8)), r"prior_embeds were given but this model has no linguistic prior fusion"),
+        ({"input_values": torch.randn(2, 50), "lip_frames": torch.randn(2, 1, 48, 48)},
+         r"^input_values has 50 samples, fewer than one encoder window of 80 samples \(5 ms at 16000 Hz\); pass at least 80 samples$"),
     ]
     for arguments, message in cases:
         with pytest.raises(ValueError, match=message):

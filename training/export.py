@@ -50,6 +50,8 @@ def load_trained_backbone(checkpoint: str):
     config_classes = {config_class.model_type: config_class for config_class in MODEL_CLASSES}
     config_class = config_classes[record["backbone_model_type"]]
     config = config_class.from_dict(record["backbone_config"])
+    # the checkpoint holds the lip encoder the run started from: the released model must not look for its folder
+    config.lip_encoder = None
     model = MODEL_CLASSES[config_class](config)
     state = safetensors.torch.load_file(os.path.join(checkpoint, WEIGHTS_NAME))
     backbone_state = {name[len(BACKBONE_PREFIX):]: tensor for name, tensor in state.items() if name.startswith(BACKBONE_PREFIX)}

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
+from hub_cards.model_card import render_lip_reading_card
 from modeling_elegance import LipReadingConfig, LipReadingModel
 from modeling_elegance.configuration_lip_reading import SILENCE
 from processing import LipVideoProcessor
@@ -173,6 +174,9 @@ def pretrain_lips(args: LipPretrainingArguments, training_args: TrainingArgument
     if evaluation is not None:
         with open(os.path.join(staging, "lip_reading_evaluation.json"), "w") as stream:
             json.dump(evaluation, stream, indent=2, ensure_ascii=False)
+    render_lip_reading_card(config, steps=trainer.state.global_step, data=args.data, evaluation=evaluation).save(
+        os.path.join(staging, "README.md")
+    )
     if os.path.exists(final):
         shutil.rmtree(final)
     os.replace(staging, final)
