@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-DEMO_STEPS = 1500
+DEMO_STEPS = 2000
 # the separator recipe of pretrained/README.md (learning rate, schedule, impairment), at the demo's step budget
 RECIPE = ["--learning_rate", "2e-3", "--lr_scheduler_type", "cosine", "--warmup_steps", "200", "--impair_probability", "0.3"]
 

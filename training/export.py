@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 
 import safetensors.torch
@@ -21,6 +20,7 @@ from hub_cards import render_model_card
 from modeling_elegance import MODEL_CLASSES
 from processing import EleganceProcessor
 
+from .staged_folder import staged_folder
 from .trainer import TRAINING_RECORD, WEIGHTS_NAME
 
 BACKBONE_PREFIX = "backbone."
@@ -91,18 +91,14 @@ def export_guidance_free(run_or_checkpoint: str, out_dir: str, *, evaluation: di
     """
     checkpoint = find_checkpoint(run_or_checkpoint)
     model, record = load_trained_backbone(checkpoint)
-    staging = f"{out_dir.rstrip(os.sep)}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    EleganceProcessor.from_pretrained(checkpoint).save_pretrained(staging)
-    card = render_model_card(
-        record, steps=trained_steps(checkpoint), evaluation=evaluation, repo_id=repo_id, num_parameters=model.num_parameters()
-    )
-    card.save(os.path.join(staging, "README.md"))
-    verify_export(staging, model)
-    if os.path.exists(out_dir):
-        shutil.rmtree(out_dir)
-    os.replace(staging, out_dir)
+    with staged_folder(out_dir) as staging:
+        model.save_pretrained(staging)
+        EleganceProcessor.from_pretrained(checkpoint).save_pretrained(staging)
+        card = render_model_card(
+            record, steps=trained_steps(checkpoint), evaluation=evaluation, repo_id=repo_id, num_parameters=model.num_parameters()
+        )
+        card.save(os.path.join(staging, "README.md"))
+        verify_export(staging, model)
     return out_dir
 
 
@@ -142,8 +138,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="elegance-export", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_or_checkpoint", help="output_dir of elegance-train, or one of its checkpoint-N folders")
     parser.add_argument("out_dir", help="where the guidance-free model goes")
+    parser.add_argument("--evaluation", default=None, help="the JSON of elegance-evaluate, for the model card's model-index")
     args = parser.parse_args(argv)
-    print(f"guidance-free model written to {export_guidance_free(args.run_or_checkpoint, args.out_dir)}")
+    evaluation = None
+    if args.evaluation is not None:
+        with open(args.evaluation) as stream:
+            evaluation = json.load(stream)
+    print(f"guidance-free model written to {export_guidance_free(args.run_or_checkpoint, args.out_dir, evaluation=evaluation)}")
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 
@@ -32,6 +31,7 @@ from processing import LipVideoProcessor
 
 from .data import load_split
 from .metrics import word_error_rate
+from .staged_folder import staged_folder
 
 STRESS_MARKS = "ˈˌ"  # espeak's stress marks: the lips do not show them
 
@@ -165,21 +165,15 @@ def pretrain_lips(args: LipPretrainingArguments, training_args: TrainingArgument
         log(f"lip reading on {args.eval_split}: frame accuracy {evaluation['frame_accuracy']:.3f} (majority class "
             f"{evaluation['majority_class_frame_accuracy']:.3f}, chance {evaluation['chance_frame_accuracy']:.3f}), "
             f"phone error rate {evaluation['phone_error_rate']:.3f}")
-    # written whole into a staging folder, then renamed into place: an interrupted save leaves no half folder
     final = os.path.join(training_args.output_dir, "lip-reader")
-    staging = final + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    lip_processor.save_pretrained(staging)
-    if evaluation is not None:
-        with open(os.path.join(staging, "lip_reading_evaluation.json"), "w") as stream:
-            json.dump(evaluation, stream, indent=2, ensure_ascii=False)
-    render_lip_reading_card(config, steps=trainer.state.global_step, data=args.data, evaluation=evaluation).save(
-        os.path.join(staging, "README.md")
-    )
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.replace(staging, final)
+    with staged_folder(final) as staging:
+        model.save_pretrained(staging)
+        lip_processor.save_pretrained(staging)
+        if evaluation is not None:
+            with open(os.path.join(staging, "lip_reading_evaluation.json"), "w") as stream:
+                json.dump(evaluation, stream, indent=2, ensure_ascii=False)
+        card = render_lip_reading_card(config, steps=trainer.state.global_step, data=args.data, evaluation=evaluation)
+        card.save(os.path.join(staging, "README.md"))
     return final, evaluation
 
 

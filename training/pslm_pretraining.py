@@ -21,6 +21,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from .data import load_split
+from .staged_folder import staged_folder
 
 SAMPLING_RATE = 16000
 SIZES = {
@@ -116,14 +117,9 @@ def pretrain_pslm(args: PslmArguments, training_args: TrainingArguments):
         processing_class=processor,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    staging = os.path.join(training_args.output_dir, "pslm.partial")
-    trainer.save_model(staging)
     final = os.path.join(training_args.output_dir, "pslm")
-    if os.path.exists(final):
-        import shutil
-
-        shutil.rmtree(final)
-    os.replace(staging, final)
+    with staged_folder(final) as staging:
+        trainer.save_model(staging)
     return trainer, final
 
 

@@ -1,0 +1,59 @@
+"""The shipped models in ``pretrained/`` load with the Auto classes and reach the scores ``pretrained/README.md``
+states for them on the `tiny` corpus's test split (speakers and mixtures none of them trained on).
+
+Tolerances: the scores are deterministic up to BLAS rounding, so they only absorb that (and a different CPU).
+"""
+
+import os
+
+import pytest
+from transformers import AutoModel, AutoProcessor
+
+from modeling_elegance import LipReadingModel, UsevForTargetSpeechExtraction
+from processing import LipVideoProcessor
+from training.data import load_split
+from training.evaluate_model import evaluate_model
+from training.export import load_released_model
+from training.lip_pretraining import LipReadingCollator, evaluate_lip_reader
+
+PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained")
+
+# stated in pretrained/README.md: the tiny corpus's test split (6 clips / mixtures), 32-pixel lips resized to 48
+LIP_READER_TINY_FRAME_ACCURACY = 0.304
+EXTRACTOR_TINY_SI_SDRI = {"usev-tiny": 4.03}
+SCORE_TOLERANCE = {"frame_accuracy": 0.02, "si_sdri_db": 0.1}
+
+
+def test_the_shipped_lip_reader_loads_and_reads_lips_as_stated(tiny_corpus_path):
+    folder = os.path.join(PRETRAINED, "lip-reader")
+    model = AutoModel.from_pretrained(folder)
+    assert isinstance(model, LipReadingModel)
+    lips = LipVideoProcessor.from_pretrained(folder)
+    result = evaluate_lip_reader(model, load_split(tiny_corpus_path, "test"), LipReadingCollator(lips, model.config.phonemes))
+    assert result["frame_accuracy"] == pytest.approx(LIP_READER_TINY_FRAME_ACCURACY, abs=SCORE_TOLERANCE["frame_accuracy"])
+    assert result["frame_accuracy"] > result["majority_class_frame_accuracy"] + 0.1
+
+
+@pytest.mark.parametrize("name", sorted(EXTRACTOR_TINY_SI_SDRI))
+def test_each_shipped_extractor_loads_cleanly_and_extracts_as_stated(name, tiny_corpus_path, tmp_path):
+    folder = os.path.join(PRETRAINED, name)
+    model = load_released_model(folder)  # no missing or unexpected keys, no training-only weight
+    assert isinstance(model, UsevForTargetSpeechExtraction) and model.config.lip_encoder is None
+    results = evaluate_model(folder, tiny_corpus_path, ["test"], str(tmp_path / "evaluation.json"), perceptual=False)
+    si_sdri = results["splits"]["test"]["systems"]["model"]["si_sdri"]
+    assert si_sdri == pytest.approx(EXTRACTOR_TINY_SI_SDRI[name], abs=SCORE_TOLERANCE["si_sdri_db"])
+
+
+@pytest.mark.parametrize("name", sorted(EXTRACTOR_TINY_SI_SDRI))
+def test_the_pipeline_runs_each_shipped_extractor(name, tiny_corpus):
+    import torch
+    from transformers import pipeline
+
+    folder = os.path.join(PRETRAINED, name)
+    example = tiny_corpus["test"][0]
+    result = pipeline("target-speech-extraction", model=folder, device="cpu")(example["mixture"], lips=example["lips"])
+    model = AutoModel.from_pretrained(folder).eval()
+    with torch.inference_mode():
+        expected = model(**AutoProcessor.from_pretrained(folder)(audio=example["mixture"], videos=example["lips"], return_tensors="pt")).waveform[0]
+    assert result["sampling_rate"] == 16000
+    torch.testing.assert_close(torch.from_numpy(result["waveform"]), expected, rtol=1e-5, atol=1e-6)
