@@ -198,7 +198,6 @@ class DualPathVisualEncoder(nn.Module):
 
     def __init__(self, config: DualPathConfig):
         super().__init__()
-        self.config = config
         self.lip_encoder = LipEncoder(config) if config.lip_input == "frames" else None
         self.tcn = VisualTCN(
             config.lip_embedding_dim,
@@ -207,23 +206,12 @@ class DualPathVisualEncoder(nn.Module):
             num_blocks=config.visual_num_blocks,
         )
 
-    def embed_lips(self, lip_frames: torch.Tensor, video_lengths: torch.Tensor | None) -> torch.Tensor:
-        """``(batch, frames, size, size)`` -> ``(batch, frames, lip_embedding_dim)``; padded frames are zeroed
-        before the 3-D stem so that they never reach a real frame (``video_lengths`` None: no padding)."""
-        mask = length_mask(video_lengths, lip_frames.shape[1])
-        return self.lip_encoder(apply_mask(lip_frames, None if mask is None else mask[:, :, None, None]), video_lengths)
-
     def forward(self, lip_frames, lip_embeds, video_lengths: torch.Tensor | None) -> torch.Tensor:
+        # video_lengths: (batch,) real video frames, None when no row is padded
         if lip_embeds is None:
-            lip_embeds = self.embed_lips(lip_frames, video_lengths)
+            lip_embeds = self.lip_encoder(lip_frames, video_lengths)
         mask = length_mask(video_lengths, lip_embeds.shape[1])
         return self.tcn(lip_embeds, None if mask is None else mask[:, None, :])
-
-    def load_lip_encoder(self, folder: str):
-        """Copy the encoder weights of a lip-reading model (``elegance-pretrain-lips``) into the lip encoder."""
-        from .modeling_lip_reading import load_lip_encoder_state_dict
-
-        self.lip_encoder.load_state_dict(load_lip_encoder_state_dict(folder, self.config))
 
 
 def align_to_frames(cue: torch.Tensor, video_lengths: torch.Tensor | None, frame_lengths: torch.Tensor | None, frames: int) -> torch.Tensor:
@@ -267,7 +255,9 @@ class DualPathForTargetSpeechExtraction(DualPathPreTrainedModel):
         # a model built from scratch starts from the pretrained lip encoder; from_pretrained builds on the meta
         # device and then loads the saved weights, which already hold it
         if config.lip_encoder is not None and self.visual_encoder.tcn.project.weight.device.type != "meta":
-            self.visual_encoder.load_lip_encoder(config.lip_encoder)
+            from .modeling_lip_reading import load_lip_encoder_state_dict
+
+            self.visual_encoder.lip_encoder.load_state_dict(load_lip_encoder_state_dict(config.lip_encoder, config))
 
     def forward(
         self,

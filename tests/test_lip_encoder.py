@@ -114,7 +114,7 @@ def test_training_with_a_frozen_lip_encoder_feeds_cached_embeddings(lip_reader, 
     assert "lip_frames" not in batch and batch["lip_embeds"].shape[-1] == 32
     frames = collator.processor.lip_feature_extractor([np.asarray(e["lips"]) for e in examples], return_tensors="pt")
     with torch.inference_mode():
-        direct = model.backbone.visual_encoder.embed_lips(frames["lip_frames"], None)
+        direct = model.backbone.visual_encoder.lip_encoder(frames["lip_frames"])
     assert torch.allclose(batch["lip_embeds"], direct, atol=1e-5)
     output = model(**batch)
     output.loss.backward()

@@ -60,7 +60,8 @@ def lip_clips(dataset) -> list[np.ndarray]:
         if "lips" not in dataset.column_names:
             return []
         return [np.asarray(row["lips"], dtype=np.uint8) for row in dataset.select_columns(["lips"])]
-    return [np.asarray(dataset[i]["lips"], dtype=np.uint8) for i in range(len(dataset)) if "lips" in dataset[i]]
+    rows = (dataset[index] for index in range(len(dataset)))
+    return [np.asarray(row["lips"], dtype=np.uint8) for row in rows if "lips" in row]
 
 
 class GuidanceDataset(torch.utils.data.Dataset):

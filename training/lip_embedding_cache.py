@@ -72,10 +72,8 @@ class LipEmbeddings:
         for start in range(0, len(clips), batch_size):
             group = clips[start : start + batch_size]
             batch = self.lip_processor(group, return_tensors="pt")
-            mask = batch["video_attention_mask"]
-            lengths = mask.sum(-1)
-            frames = batch["lip_frames"] * mask[:, :, None, None]
-            embedded = self.encoder(frames, None if bool((lengths == mask.shape[1]).all()) else lengths)
+            lengths = batch["video_attention_mask"].sum(-1)
+            embedded = self.encoder(batch["lip_frames"], lengths)
             out += [embedded[row, : int(lengths[row])].float().clone() for row in range(len(group))]
         return out
 

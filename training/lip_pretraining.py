@@ -31,7 +31,7 @@ from processing import LipVideoProcessor
 
 from .data import load_split
 from .metrics import word_error_rate
-from .staged_folder import staged_folder
+from .staged_folder import resolve_resume, staged_folder
 
 STRESS_MARKS = "ˈˌ"  # espeak's stress marks: the lips do not show them
 
@@ -184,11 +184,7 @@ def main(argv=None) -> int:
                         report_to="none", remove_unused_columns=False, dataloader_num_workers=0)
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
     torch.manual_seed(training_args.seed)
-    resume = training_args.resume_from_checkpoint
-    if resume == "last":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        training_args.resume_from_checkpoint = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+    training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     final, _ = pretrain_lips(args, training_args)
     print(f"lip reader written to {final}; train a backbone on it with elegance-train --lip_encoder {final}")
     return 0

@@ -1,4 +1,5 @@
-"""Writing a folder so that nothing already there is lost: into ``FOLDER.partial``, then renamed into place."""
+"""Runs that lose nothing already written: a folder is written into ``FOLDER.partial`` and renamed into place, and
+``--resume_from_checkpoint last`` finds where an interrupted run stopped."""
 
 from __future__ import annotations
 
@@ -19,3 +20,16 @@ def staged_folder(final: str) -> Iterator[str]:
     if os.path.exists(final):
         shutil.rmtree(final)
     os.replace(staging, final)
+
+
+def resolve_resume(resume: str | None, output_dir: str, log=print) -> str | None:
+    """``--resume_from_checkpoint last`` -> the newest ``checkpoint-N`` of ``output_dir`` (None, said, when there is
+    none); any other value unchanged."""
+    if resume != "last":
+        return resume
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    if last is None:
+        log(f"no checkpoint in {output_dir}: starting from scratch")
+    return last

@@ -26,6 +26,7 @@ from .heads import CrossModalKnowledgeTransferHead, InputGuidanceHead, Intermedi
 from .language_model import load_causal_language_model, resolve_llm, text_encoder_width
 from .lip_embedding_cache import LipEmbeddings
 from .speech_encoder import SpeechEncoder
+from .staged_folder import resolve_resume
 from .trainer import GuidanceTrainer
 
 # defaults of TrainingArguments that suit this package (every one can be overridden on the command line)
@@ -174,14 +175,7 @@ def main(argv=None) -> int:
         processing_class=processor,
         training_record=record,
     )
-    resume = training_args.resume_from_checkpoint
-    if resume == "last":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        resume = get_last_checkpoint(training_args.output_dir)
-        if resume is None:
-            print(f"no checkpoint in {training_args.output_dir}: starting from scratch")
-    trainer.train(resume_from_checkpoint=resume)
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir))
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # trainer_state.json with the log history
     if trainer.is_world_process_zero():
