@@ -55,6 +55,11 @@ class GuidanceArguments:
     impair_probability: float = field(
         default=1.0, metadata={"help": "probability that a training example's lips are impaired (with --impair_visual)"}
     )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "change fields of a preset's config, as transformers' run_clm does: "
+                  "'encoder_channels=256,encoder_kernel_size=40' (names and types as in the preset's config)"},
+    )
     lip_encoder: str | None = field(
         default=None,
         metadata={"help": "a lip reader written by elegance-pretrain-lips: the backbone (a preset) starts from its "

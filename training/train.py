@@ -50,11 +50,22 @@ def build_backbone(args: GuidanceArguments, llm_width: int | None):
     """The backbone: a preset (with a prior fusion of ``llm_width`` when input guidance is on) or a saved model."""
     wants_prior = "input" in args.heads
     if args.backbone in PRESETS:
-        config = preset_config(args.backbone, prior_embedding_dim=llm_width if wants_prior else None, lip_encoder=args.lip_encoder)
+        overrides = parse_config_overrides(args.backbone, args.config_overrides)
+        config = preset_config(
+            args.backbone,
+            prior_embedding_dim=llm_width if wants_prior else None,
+            lip_encoder=args.lip_encoder,
+            **overrides,
+        )
         return freeze_lip_encoder(MODEL_CLASSES[type(config)](config), args)
     if not os.path.isdir(args.backbone):
         raise ValueError(
             f"--backbone {args.backbone!r} is neither a preset ({', '.join(PRESETS)}) nor a saved model folder"
+        )
+    if args.config_overrides:
+        raise ValueError(
+            f"--config_overrides applies to a backbone built from a preset; {args.backbone} is a saved model whose "
+            f"config is fixed by its weights"
         )
     if args.lip_encoder is not None:
         raise ValueError(
@@ -68,6 +79,27 @@ def build_backbone(args: GuidanceArguments, llm_width: int | None):
             f"this LLM needs {llm_width}; start from a preset, or from a model trained with the same LLM"
         )
     return model
+
+
+def parse_config_overrides(preset: str, text: str | None) -> dict:
+    """``"encoder_channels=256,encoder_kernel_size=40"`` -> ``{"encoder_channels": 256, "encoder_kernel_size": 40}``,
+    each value of the type the preset's field has (parsed by ``PretrainedConfig.update_from_string``)."""
+    if not text:
+        return {}
+    pairs = [item.split("=", 1) for item in text.split(",")]
+    if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+        raise ValueError(f"--config_overrides {text!r}: write comma-separated name=value pairs, e.g. 'encoder_channels=256'")
+    probe = preset_config(preset)
+    unknown = [name for name, _ in pairs if not hasattr(probe, name)]
+    if unknown:
+        raise ValueError(f"--config_overrides: {preset} has no config field {', '.join(unknown)}")
+    for name, value in pairs:
+        kind = type(getattr(probe, name)).__name__
+        try:
+            probe.update_from_string(f"{name}={value}")
+        except (TypeError, ValueError):
+            raise ValueError(f"--config_overrides: {name} takes a {kind}, got {value!r}") from None
+    return {name: getattr(probe, name) for name, _ in pairs}
 
 
 def freeze_lip_encoder(backbone, args: GuidanceArguments):
