@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 
-.PHONY: demo test test-slow bench benchmark-quality pretrained install install-dev clean
+.PHONY: demo test test-slow style quality bench benchmark-quality pretrained install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,20 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
 	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
-	$(BIN)/elegance-data summary $(DATA) --contact-sheet $(OUT)/contact_sheet.png --split test
+	$(BIN)/elegance-data summary $(DATA) --contact_sheet $(OUT)/contact_sheet.png --split test
 	$(BIN)/python -m training.demo --data $(DATA) --out $(OUT)
 
-test: install-dev
+test: install-dev quality
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# ruff, configured in ruff.toml: `make style` rewrites, `make quality` only checks (and fails on any finding)
+style: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+quality: install-dev
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 test-slow: install-dev
 	$(BIN)/python -m pytest -q -m slow tests
@@ -56,15 +65,16 @@ benchmark-quality: install-dev
 
 # re-creates the shipped models of pretrained/ (see pretrained/README.md for the measured time): the lip reader,
 # then usev-tiny by the documented recipe on one thread, evaluated, exported with its card; resumes where it stopped
-RECIPE := --learning_rate 2e-3 --lr_scheduler_type cosine --warmup_steps 200 --impair_probability 0.3 \
-	--eval_strategy steps --eval_steps 1000 --save_steps 1000 --logging_steps 100
+# (the recipe itself, learning rate 2e-3 with warm-up and cosine decay and 30% of the lips impaired, is
+# elegance-train's default)
+RUN_FLAGS := --eval_strategy steps --eval_steps 1000 --save_steps 1000 --logging_steps 100
 pretrained: install
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
 	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
 	$(BIN)/elegance-pretrain-lips --data $(DATA) --output_dir $(OUT)/lips --disable_tqdm true --resume_from_checkpoint last
 	rm -rf pretrained/lip-reader && cp -r $(OUT)/lips/lip-reader pretrained/lip-reader
 	OMP_NUM_THREADS=1 $(BIN)/elegance-train --backbone usev-tiny --data $(DATA) --lip_encoder pretrained/lip-reader \
-		--output_dir $(OUT)/runs/usev-tiny --max_steps 11000 $(RECIPE) --disable_tqdm true \
+		--output_dir $(OUT)/runs/usev-tiny --max_steps 11000 $(RUN_FLAGS) --disable_tqdm true \
 		--resume_from_checkpoint last --embedding_cache_dir $(OUT)/cache
 	$(BIN)/elegance-evaluate --model $(OUT)/runs/usev-tiny/guidance-free --data $(DATA) --splits test,test_impaired \
 		--no_perceptual --out $(OUT)/runs/usev-tiny-evaluation.json

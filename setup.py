@@ -1,9 +1,12 @@
 """elegance: LLM-guided audio-visual speech processing, as a Hugging Face model package.
 
-Import names are the top-level folders: ``modeling_elegance``, ``processing``, ``training``, ``hub_cards``.
+Import names are the top-level folders: ``modeling_elegance`` (models), ``processing`` (processors, corpus),
+``training`` (training, pretraining, evaluation, release), ``pipelines`` (above models and processors), ``hub_cards``.
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
+
+TOP_LEVEL = ("modeling_elegance", "processing", "training", "pipelines", "hub_cards")
 
 INSTALL_REQUIRES = [
     # torchaudio's extension must match torch exactly; 2.11 is the pair verified on our machines.
@@ -32,7 +35,7 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     "video": ["av>=12", "dlib-bin>=19.24", "face-recognition-models>=0.3.0"],
     # olah serves a local git folder through the Hub API: the download round-trip test
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8", "torchmetrics>=1.4", "olah>=0.5.4"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "matplotlib>=3.8", "torchmetrics>=1.4", "olah>=0.5.4"],
 }
 
 setup(
@@ -43,19 +46,24 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["modeling_elegance", "processing", "training", "hub_cards"],
-    package_data={"hub_cards": ["*.md", "*.jinja"], "training": ["configs/*.yaml", "metric_modules/*/*.py"]},
+    packages=find_packages(include=[f"{name}*" for name in TOP_LEVEL]),
+    # data files: model-card templates, accelerate configs, and the `evaluate` modules (loaded by path, not imported)
+    package_data={
+        "hub_cards": ["*.jinja"],
+        "training": ["configs/*.yaml"],
+        "training.evaluation": ["metric_modules/*/*.py"],
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={
         "console_scripts": [
             "elegance-data=processing.cli:main",
             "elegance-train=training.train:main",
-            "elegance-export=training.export:main",
-            "elegance-pretrain-pslm=training.pslm_pretraining:main",
-            "elegance-pretrain-lips=training.lip_pretraining:main",
-            "elegance-evaluate=training.evaluate_model:main",
-            "elegance-push=training.push:main",
+            "elegance-export=training.release.export:main",
+            "elegance-pretrain-pslm=training.pretraining.pslm:main",
+            "elegance-pretrain-lips=training.pretraining.lip_reading:main",
+            "elegance-evaluate=training.evaluation.cli:main",
+            "elegance-push=training.release.push:main",
         ]
     },
 )

@@ -13,6 +13,7 @@ level just before it, inputs already allocated.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -20,15 +21,15 @@ import sys
 import time
 
 import torch
-
 from bench_report import machine_line, peak_growth_mb, replace_section
-from modeling_elegance import MODEL_CLASSES, preset_config
-from modeling_elegance.sequence_models import MambaMixer
-from modeling_elegance.selective_scan import selective_scan
 from reference_usev import ReferenceUSEV
 
+from modeling_elegance import MODEL_CLASSES, preset_config
+from modeling_elegance.random_inputs import random_inputs
+from modeling_elegance.selective_scan import selective_scan
+from modeling_elegance.sequence_models import MambaMixer
+
 SECTION = "## Backbones"
-RATE, FPS = 16000, 25
 TSE_PRESETS = ["usev-tiny", "av-mamba-tiny", "usev-base", "av-mamba-base"]
 SE_PRESETS = ["usev-se-tiny", "av-mamba-se-tiny", "usev-se-base", "av-mamba-se-base"]
 
@@ -51,13 +52,14 @@ def build(name: str, **overrides):
 
 
 def model_inputs(model, batch: int, seconds: float) -> dict:
-    samples, frames = round(seconds * RATE), round(seconds * FPS)
-    inputs = {"input_values": torch.randn(batch, samples)}
-    if model.config.lip_input == "frames":
-        inputs["lip_frames"] = torch.randn(batch, frames, model.config.lip_roi_size, model.config.lip_roi_size)
-    elif model.config.lip_input == "embeddings":
-        inputs["lip_embeds"] = torch.randn(batch, frames, model.config.lip_embedding_dim)
-    return inputs
+    return random_inputs(model.config, batch=batch, seconds=seconds)
+
+
+def cosine_training_step(model, forward, inputs: dict, target: torch.Tensor) -> None:
+    """One backward pass of a cosine loss against ``target``, the same for the original network and ours."""
+    model.zero_grad(set_to_none=True)
+    estimate = forward(model, inputs)[:, : target.shape[1]]
+    (-torch.nn.functional.cosine_similarity(estimate, target, dim=-1).mean()).backward()
 
 
 def real_time_factor(model, seconds: float = 4.0, repeats: int = 3) -> float:
@@ -109,7 +111,11 @@ def scan_section() -> list[str]:
     rows = []
     for label, fast, slow in [
         ("selective scan alone (inner width 128, 16 states)", ours, transformers_fallback),
-        ("whole Mamba mixer (d_model 64)", lambda: our_mixer(x).sum().backward(), lambda: theirs_mixer(x).sum().backward()),
+        (
+            "whole Mamba mixer (d_model 64)",
+            lambda: our_mixer(x).sum().backward(),
+            lambda: theirs_mixer(x).sum().backward(),
+        ),
     ]:
         fast_s, slow_s = timed(fast, 5), timed(slow, 2)
         rows.append(f"| {label} | {slow_s * 1000:.0f} | {fast_s * 1000:.0f} | {slow_s / fast_s:.1f}x |")
@@ -145,7 +151,10 @@ def peak_memory_worker(name: str, seconds: float) -> None:
 
 def peak_memory(name: str, seconds: float = 60.0) -> float:
     result = subprocess.run(
-        [sys.executable, __file__, "--memory-worker", name, "--seconds", str(seconds)], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--memory-worker", name, "--seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_growth_mb"]
 
@@ -181,17 +190,14 @@ def main():
         model.eval()
         inputs = model_inputs(ours, 1, 4.0)
         with torch.inference_mode():
-            rtf = timed(lambda: forward(model, inputs), 3) / 4.0
+            rtf = timed(functools.partial(forward, model, inputs), 3) / 4.0
         model.train()
         inputs = model_inputs(ours, 4, 4.0)
         target = torch.randn_like(inputs["input_values"])
-
-        def step():
-            model.zero_grad(set_to_none=True)
-            estimate = forward(model, inputs)[:, : target.shape[1]]
-            (-torch.nn.functional.cosine_similarity(estimate, target, dim=-1).mean()).backward()
-
-        comparison_rows.append(f"| {label} | {sum(p.numel() for p in model.parameters()):,} | {rtf:.3f} | {timed(step, 2):.2f} |")
+        step = functools.partial(cosine_training_step, model, forward, inputs, target)
+        comparison_rows.append(
+            f"| {label} | {sum(p.numel() for p in model.parameters()):,} | {rtf:.3f} | {timed(step, 2):.2f} |"
+        )
         print(comparison_rows[-1], flush=True)
 
     lstm_share, top_ops = profile_usev_base()

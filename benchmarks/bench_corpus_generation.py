@@ -14,7 +14,8 @@ import tempfile
 import time
 
 from bench_report import machine_line, replace_section
-from processing.corpus_generation import PRESETS, generate_corpus
+
+from processing.corpus_generation import CORPUS_PRESETS, generate_corpus
 
 SECTION = "## Corpus generation"
 
@@ -22,7 +23,9 @@ SECTION = "## Corpus generation"
 def measure(preset: str, workers: int, splits: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        stats = generate_corpus(os.path.join(folder, "corpus"), preset=preset, num_workers=workers, splits=splits, log=lambda m: None)
+        stats = generate_corpus(
+            os.path.join(folder, "corpus"), preset=preset, num_workers=workers, splits=splits, log=lambda m: None
+        )
         wall = time.perf_counter() - started
     examples = sum(entry["examples"] for entry in stats["splits"].values())
     utterances = sum(entry["utterances"] for entry in stats["splits"].values())
@@ -31,7 +34,7 @@ def measure(preset: str, workers: int, splits: list[str]) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["tiny", "default"], choices=sorted(PRESETS))
+    parser.add_argument("--presets", nargs="+", default=["tiny", "default"], choices=sorted(CORPUS_PRESETS))
     parser.add_argument("--workers", nargs="+", type=int, default=[1, os.cpu_count() or 1])
     parser.add_argument("--splits", nargs="+", default=["validation", "test", "test_3mix"])
     parser.add_argument("--out", default=None, help="Markdown file whose corpus-generation section is replaced")
@@ -42,7 +45,7 @@ def main():
         for workers in sorted(set(args.workers)):
             result = measure(preset, workers, args.splits)
             rows.append(
-                f"| {preset} | {PRESETS[preset].roi_size} | {workers} | {result['examples']} | {result['seconds']:.1f} | "
+                f"| {preset} | {CORPUS_PRESETS[preset].roi_size} | {workers} | {result['examples']} | {result['seconds']:.1f} | "
                 f"{result['examples'] / result['seconds']:.1f} | {result['utterances'] / result['seconds']:.1f} |"
             )
             print(rows[-1], flush=True)

@@ -24,12 +24,19 @@ import tempfile
 import time
 
 import torch
-
 from bench_report import machine_line, peak_growth_mb, replace_section
 
 SECTION = "## Guidance heads"
-CONFIGS = ["none", "input", "cmkt", "output", "output:hubert-base", "intermediate", "intermediate:memory stride 1",
-           "output,intermediate,input,cmkt"]
+CONFIGS = [
+    "none",
+    "input",
+    "cmkt",
+    "output",
+    "output:hubert-base",
+    "intermediate",
+    "intermediate:memory stride 1",
+    "output,intermediate,input,cmkt",
+]
 
 
 def prepare(workdir: str) -> dict:
@@ -37,15 +44,33 @@ def prepare(workdir: str) -> dict:
     from transformers import HubertConfig, HubertModel
 
     from processing.corpus_generation import generate_corpus
-    from training.pslm_pretraining import main as pretrain
+    from training.pretraining.pslm import main as pretrain
 
-    paths = {"corpus": os.path.join(workdir, "tiny"), "pslm": os.path.join(workdir, "pslm", "pslm"),
-             "hubert": os.path.join(workdir, "hubert-base"), "cache": os.path.join(workdir, "cache")}
+    paths = {
+        "corpus": os.path.join(workdir, "tiny"),
+        "pslm": os.path.join(workdir, "pslm", "pslm"),
+        "hubert": os.path.join(workdir, "hubert-base"),
+        "cache": os.path.join(workdir, "cache"),
+    }
     if not os.path.exists(paths["corpus"]):
         generate_corpus(paths["corpus"], preset="tiny", seed=0, num_workers=2, log=lambda message: None)
     if not os.path.exists(paths["pslm"]):
-        pretrain(["--data", paths["corpus"], "--output_dir", os.path.dirname(paths["pslm"]), "--max_steps", "2",
-                  "--eval_split", "none", "--save_strategy", "no", "--disable_tqdm", "true"])
+        pretrain(
+            [
+                "--data",
+                paths["corpus"],
+                "--output_dir",
+                os.path.dirname(paths["pslm"]),
+                "--max_steps",
+                "2",
+                "--eval_split",
+                "none",
+                "--save_strategy",
+                "no",
+                "--disable_tqdm",
+                "true",
+            ]
+        )
     if not os.path.exists(paths["hubert"]):
         torch.manual_seed(0)
         HubertModel(HubertConfig()).save_pretrained(paths["hubert"])
@@ -60,12 +85,19 @@ def build(config_name: str, paths: dict):
 
     guidance, _, variant = config_name.partition(":")
     pslm_path = paths["hubert"] if variant == "hubert-base" else paths["pslm"]
-    args = GuidanceArguments(backbone="usev-tiny", data=paths["corpus"], guidance=guidance, pslm=pslm_path,
-                             embedding_cache_dir=paths["cache"], eval_split="none",
-                             intermediate_memory_stride=1 if variant == "memory stride 1" else 4)
+    args = GuidanceArguments(
+        backbone="usev-tiny",
+        data=paths["corpus"],
+        guidance=guidance,
+        pslm=pslm_path,
+        embedding_cache_dir=paths["cache"],
+        eval_split="none",
+        intermediate_memory_stride=1 if variant == "memory stride 1" else 4,
+    )
     torch.manual_seed(0)
-    model, _, train, _, collator, _ = build_run(args, TrainingArguments(output_dir=tempfile.mkdtemp(), use_cpu=True, report_to="none"),
-                                              log=lambda message: None)
+    model, _, train, _, collator, _ = build_run(
+        args, TrainingArguments(output_dir=tempfile.mkdtemp(), use_cpu=True, report_to="none"), log=lambda message: None
+    )
     batch = collator([train[index] for index in range(4)])
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
@@ -96,8 +128,12 @@ def time_steps(paths: dict, rounds: int = 9) -> dict:
     for name, (_, trainable, frozen, collate) in built.items():
         started = time.perf_counter()
         collate()
-        results[name] = {"step": statistics.median(times[name]), "trainable": trainable, "frozen": frozen,
-                         "collate": time.perf_counter() - started}
+        results[name] = {
+            "step": statistics.median(times[name]),
+            "trainable": trainable,
+            "frozen": frozen,
+            "collate": time.perf_counter() - started,
+        }
     return results
 
 
@@ -112,8 +148,12 @@ def memory_worker(config_name: str, workdir: str) -> None:
 
 
 def peak_memory(config_name: str, workdir: str) -> float:
-    result = subprocess.run([sys.executable, __file__, "--memory-worker", config_name, "--workdir", workdir],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--memory-worker", config_name, "--workdir", workdir],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_growth_mb"]
 
 

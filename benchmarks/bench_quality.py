@@ -53,13 +53,32 @@ def run(command: list[str], log_path: str) -> None:
 def prepare(args) -> str:
     """The corpus (generated if missing) and the offline PSLM (pretrained once); returns the PSLM folder."""
     if not os.path.isfile(os.path.join(args.data, "dataset_dict.json")):
-        run([sys.executable, "-m", "processing.cli", "generate", "--preset", args.corpus_preset, "--out", args.data],
-            os.path.join(args.workdir, "prepare.log"))
+        run(
+            [sys.executable, "-m", "processing.cli", "generate", "--preset", args.corpus_preset, "--out", args.data],
+            os.path.join(args.workdir, "prepare.log"),
+        )
     pslm = os.path.join(args.workdir, "pslm", "pslm")
     if not os.path.isfile(os.path.join(pslm, "model.safetensors")):
-        run([sys.executable, "-m", "training.pslm_pretraining", "--data", args.data, "--output_dir",
-             os.path.dirname(pslm), "--max_steps", str(args.pslm_steps), "--eval_split", "none", "--disable_tqdm",
-             "true", "--save_steps", "100"], os.path.join(args.workdir, "prepare.log"))
+        run(
+            [
+                sys.executable,
+                "-m",
+                "training.pretraining.pslm",
+                "--data",
+                args.data,
+                "--output_dir",
+                os.path.dirname(pslm),
+                "--max_steps",
+                str(args.pslm_steps),
+                "--eval_split",
+                "none",
+                "--disable_tqdm",
+                "true",
+                "--save_steps",
+                "100",
+            ],
+            os.path.join(args.workdir, "prepare.log"),
+        )
     return pslm
 
 
@@ -75,12 +94,48 @@ def train_and_evaluate(args, backbone: str, guidance: str, seed: int, pslm: str)
     log = os.path.join(args.workdir, "logs", f"{name}.log")
     export = os.path.join(run_dir, "guidance-free")
     if not os.path.isfile(os.path.join(export, "model.safetensors")):
-        run([sys.executable, "-m", "training.train", "--backbone", backbone, "--data", args.data, "--guidance", guidance,
-             "--pslm", pslm, "--output_dir", run_dir, "--max_steps", str(args.max_steps), "--seed", str(seed),
-             "--learning_rate", str(args.learning_rate), "--lr_scheduler_type", "cosine", "--warmup_steps", "20",
-             "--per_device_train_batch_size", "4", "--save_steps", "100", "--logging_steps", "25",
-             "--eval_split", "none", "--disable_tqdm", "true", "--resume_from_checkpoint", "last",
-             "--embedding_cache_dir", os.path.join(args.workdir, "cache")], log)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "training.train",
+                "--backbone",
+                backbone,
+                "--data",
+                args.data,
+                "--guidance",
+                guidance,
+                "--pslm",
+                pslm,
+                "--output_dir",
+                run_dir,
+                "--max_steps",
+                str(args.max_steps),
+                "--seed",
+                str(seed),
+                "--learning_rate",
+                str(args.learning_rate),
+                "--lr_scheduler_type",
+                "cosine",
+                "--warmup_steps",
+                "20",
+                "--per_device_train_batch_size",
+                "4",
+                "--save_steps",
+                "100",
+                "--logging_steps",
+                "25",
+                "--eval_split",
+                "none",
+                "--disable_tqdm",
+                "true",
+                "--resume_from_checkpoint",
+                "last",
+                "--embedding_cache_dir",
+                os.path.join(args.workdir, "cache"),
+            ],
+            log,
+        )
     evaluations = {}
     variants = [("", [])]
     if guidance == "input":
@@ -88,13 +143,36 @@ def train_and_evaluate(args, backbone: str, guidance: str, seed: int, pslm: str)
     for variant, flags in variants:
         out = os.path.join(args.workdir, "evaluations", f"{name}{'-' + variant if variant else ''}.json")
         splits = ["test"] if backbone.startswith("usev-se") or variant else SPLITS
-        run([sys.executable, "-m", "training.evaluate_model", "--model", export, "--data", args.data, "--splits",
-             ",".join(splits), "--out", out, "--no_perceptual", "--embedding_cache_dir",
-             os.path.join(args.workdir, "cache")] + (["--max_examples", str(args.max_eval_examples)] if args.max_eval_examples else []) + flags, log)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "training.evaluation.cli",
+                "--model",
+                export,
+                "--data",
+                args.data,
+                "--splits",
+                ",".join(splits),
+                "--out",
+                out,
+                "--no_perceptual",
+                "--embedding_cache_dir",
+                os.path.join(args.workdir, "cache"),
+            ]
+            + (["--max_examples", str(args.max_eval_examples)] if args.max_eval_examples else [])
+            + flags,
+            log,
+        )
         with open(out) as stream:
             evaluations[variant or "plain"] = json.load(stream)["splits"]
-    result = {"backbone": backbone, "guidance": guidance, "seed": seed, "seconds": time.time() - started,
-              "si_sdri": {split: summary["systems"]["model"]["si_sdri"] for split, summary in evaluations["plain"].items()}}
+    result = {
+        "backbone": backbone,
+        "guidance": guidance,
+        "seed": seed,
+        "seconds": time.time() - started,
+        "si_sdri": {split: summary["systems"]["model"]["si_sdri"] for split, summary in evaluations["plain"].items()},
+    }
     if "text_informed" in evaluations:
         result["text_informed_si_sdri"] = evaluations["text_informed"]["test"]["systems"]["model"]["si_sdri"]
     os.makedirs(os.path.dirname(result_path), exist_ok=True)
@@ -117,8 +195,11 @@ def comparison_cells(values: list[float], baseline: list[float] | None) -> str:
     if baseline is None:
         return cells + " | | "
     base_mean, base_std = mean_std(baseline)
-    relative = (f" ({100 * (mean - base_mean) / abs(base_mean):+.1f}%)" if abs(base_mean) >= MIN_BASELINE_FOR_RELATIVE_DB
-                else "")
+    relative = (
+        f" ({100 * (mean - base_mean) / abs(base_mean):+.1f}%)"
+        if abs(base_mean) >= MIN_BASELINE_FOR_RELATIVE_DB
+        else ""
+    )
     beyond = "yes" if abs(mean - base_mean) > std + base_std else "no"
     return f"{cells} | {mean - base_mean:+.2f} dB{relative} | {beyond}"
 
@@ -155,20 +236,34 @@ def report(results: list[dict], args, seconds: float) -> str:
         lines.append(f"| {backbone} | {guidance} | " + " | ".join(cells) + " |")
     informed = [(key, runs) for key, runs in by_config.items() if any("text_informed_si_sdri" in r for r in runs)]
     if informed:
-        lines += ["", "Input guidance with the true transcript given at inference (text-informed extraction), `test`:", "",
-                  "| backbone | transcript at inference | no transcript |", "|---|---|---|"]
+        lines += [
+            "",
+            "Input guidance with the true transcript given at inference (text-informed extraction), `test`:",
+            "",
+            "| backbone | transcript at inference | no transcript |",
+            "|---|---|---|",
+        ]
         for (backbone, _), runs in informed:
             with_text = mean_std([r["text_informed_si_sdri"] for r in runs])
             without = mean_std([r["si_sdri"]["test"] for r in runs])
-            lines.append(f"| {backbone} | {with_text[0]:.2f} ± {with_text[1]:.2f} | {without[0]:.2f} ± {without[1]:.2f} |")
+            lines.append(
+                f"| {backbone} | {with_text[0]:.2f} ± {with_text[1]:.2f} | {without[0]:.2f} ± {without[1]:.2f} |"
+            )
     se = [(key, runs) for key, runs in by_config.items() if key[0].startswith("usev-se")]
     if se:
-        lines += ["", "Audio-only speech enhancement (CMKT's setting), `test` SI-SDRi:", "",
-                  "| backbone | guidance | test SI-SDRi | vs. unguided | beyond spread |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Audio-only speech enhancement (CMKT's setting), `test` SI-SDRi:",
+            "",
+            "| backbone | guidance | test SI-SDRi | vs. unguided | beyond spread |",
+            "|---|---|---|---|---|",
+        ]
         baseline = by_config.get(("usev-se-tiny", "none"))
         for (backbone, guidance), runs in se:
             base = None if guidance == "none" or baseline is None else [r["si_sdri"]["test"] for r in baseline]
-            lines.append(f"| {backbone} | {guidance} | " + comparison_cells([r["si_sdri"]["test"] for r in runs], base) + " |")
+            lines.append(
+                f"| {backbone} | {guidance} | " + comparison_cells([r["si_sdri"]["test"] for r in runs], base) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -192,8 +287,11 @@ def main(argv=None) -> int:
     started = time.time()
     pslm = prepare(args)
     # seed-major order: an interrupted benchmark has every configuration at its first seeds
-    results = [train_and_evaluate(args, backbone, guidance, int(seed), pslm)
-               for seed in args.seeds.split(",") for backbone, guidance in configs]
+    results = [
+        train_and_evaluate(args, backbone, guidance, int(seed), pslm)
+        for seed in args.seeds.split(",")
+        for backbone, guidance in configs
+    ]
     text = report(results, args, time.time() - started)
     if args.out:
         write_text_atomically(args.out, text)

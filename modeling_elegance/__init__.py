@@ -1,13 +1,11 @@
 """ELEGANCE extraction backbones as Hugging Face models.
 
-Importing the package registers every config and model with `AutoConfig` / `AutoModel` and the
-`target-speech-extraction` pipeline task, and marks the classes for
+Importing the package registers every config and model with `AutoConfig` / `AutoModel` and marks the classes for
 `register_for_auto_class`, so a saved folder also loads with ``trust_remote_code=True`` where this package is not
 installed.
 """
 
 from transformers import AutoConfig, AutoModel
-from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_backbones import AVMambaConfig, AVMambaSEConfig, DualPathConfig, UsevConfig, UsevSEConfig
 from .configuration_elegance import EleganceConfig
@@ -17,7 +15,6 @@ from .modeling_av_mamba import AVMambaForSpeechEnhancement, AVMambaForTargetSpee
 from .modeling_dual_path import SpeechExtractionOutput
 from .modeling_lip_reading import LipReadingModel, LipReadingOutput
 from .modeling_usev import UsevForSpeechEnhancement, UsevForTargetSpeechExtraction
-from .pipeline_target_speech_extraction import TargetSpeechExtractionPipeline
 from .presets import PRESETS, preset_config
 
 MODEL_CLASSES = {
@@ -34,10 +31,6 @@ for _config_class, _model_class in {**MODEL_CLASSES, LipReadingConfig: LipReadin
     _config_class.register_for_auto_class()
     _model_class.register_for_auto_class("AutoModel")
 
-PIPELINE_REGISTRY.register_pipeline(
-    "target-speech-extraction", pipeline_class=TargetSpeechExtractionPipeline, pt_model=AutoModel, type="multimodal"
-)
-
 __all__ = [
     "AVMambaConfig",
     "AVMambaForSpeechEnhancement",
@@ -50,7 +43,6 @@ __all__ = [
     "LipReadingOutput",
     "MODEL_CLASSES",
     "PRESETS",
-    "TargetSpeechExtractionPipeline",
     "SpeechExtractionOutput",
     "UsevConfig",
     "UsevForSpeechEnhancement",

@@ -116,12 +116,18 @@ def load_lip_encoder_state_dict(folder: str, config) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     saved = lip_encoder_config_overrides(folder)
-    different = {name: (getattr(config, name), saved[name]) for name in LIP_ENCODER_FIELDS if getattr(config, name) != saved[name]}
+    different = {
+        name: (getattr(config, name), saved[name])
+        for name in LIP_ENCODER_FIELDS
+        if getattr(config, name) != saved[name]
+    }
     if different:
-        listing = ", ".join(f"{name}={mine} (the lip reader has {theirs})" for name, (mine, theirs) in different.items())
+        listing = ", ".join(
+            f"{name}={mine} (the lip reader has {theirs})" for name, (mine, theirs) in different.items()
+        )
         raise ValueError(
             f"the model's lip encoder does not match the lip reader in {folder}: {listing}; build the config with "
             f"preset_config(..., lip_encoder={folder!r}), which copies its sizes"
         )
     weights = load_file(os.path.join(folder, "model.safetensors"))
-    return {name[len("encoder."):]: tensor for name, tensor in weights.items() if name.startswith("encoder.")}
+    return {name[len("encoder.") :]: tensor for name, tensor in weights.items() if name.startswith("encoder.")}

@@ -6,12 +6,17 @@ import argparse
 import json
 import sys
 
-from .corpus_generation import PRESETS, SPLITS, generate_corpus
+from .corpus_generation import CORPUS_PRESETS, SPLITS, generate_corpus
 
 
 def _generate(args) -> int:
     stats = generate_corpus(
-        args.out, preset=args.preset, seed=args.seed, num_workers=args.num_workers, splits=args.splits, overwrite=args.overwrite
+        args.out,
+        preset=args.preset,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        splits=args.splits,
+        overwrite=args.overwrite,
     )
     print(json.dumps(stats, indent=2))
     return 0
@@ -32,19 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="generate the embedded corpus as a datasets.DatasetDict")
-    generate.add_argument("--preset", choices=sorted(PRESETS), default="default", help="size: tiny (tests), default (demo), full")
+    generate.add_argument(
+        "--preset", choices=sorted(CORPUS_PRESETS), default="default", help="size: tiny (tests), default (demo), full"
+    )
     generate.add_argument("--out", required=True, help="output folder (load it with datasets.load_from_disk)")
     generate.add_argument("--seed", type=int, default=0, help="corpus seed; the same seed gives the same corpus")
-    generate.add_argument("--num-workers", type=int, default=None, help="worker processes (default: all cores)")
+    generate.add_argument(
+        "--num_workers", "--num-workers", type=int, default=None, help="worker processes (default: all cores)"
+    )
     generate.add_argument("--splits", nargs="+", choices=list(SPLITS), default=None, help="generate only these splits")
     generate.add_argument("--overwrite", action="store_true", help="replace an existing corpus at --out")
     generate.set_defaults(run=_generate)
 
-    summary = commands.add_parser("summary", help="print what a generated corpus holds; optionally draw a contact sheet")
+    summary = commands.add_parser(
+        "summary", help="print what a generated corpus holds; optionally draw a contact sheet"
+    )
     summary.add_argument("data", help="corpus folder written by `elegance-data generate`")
-    summary.add_argument("--contact-sheet", default=None, help="PNG path for lip clips and waveforms of a few examples")
+    summary.add_argument(
+        "--contact_sheet",
+        "--contact-sheet",
+        default=None,
+        help="PNG path for lip clips and waveforms of a few examples",
+    )
     summary.add_argument("--split", default="test", help="split to draw the contact sheet from")
-    summary.add_argument("--num-examples", type=int, default=4)
+    summary.add_argument("--num_examples", "--num-examples", type=int, default=4)
     summary.set_defaults(run=_summary)
     return parser
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .mixing import mix_at_sirs
 from .lip_rendering import ClipNuisance, articulation_tracks, render_mouth
+from .mixing import mix_at_sirs
 from .speakers import Speaker, speaker_pool
 from .speech_synthesis import Phone, Utterance, synthesize
 from .text_corpus import Turn, conversation_pool
@@ -75,7 +75,7 @@ def _sizes(train, validation, test, impaired_per_cell, others):
     }
 
 
-PRESETS = {
+CORPUS_PRESETS = {
     "tiny": CorpusPreset("tiny", roi_size=32, clip_seconds=3.0, split_sizes=_sizes(24, 4, 6, 1, 4)),
     "default": CorpusPreset("default", roi_size=48, clip_seconds=3.0, split_sizes=_sizes(1200, 100, 150, 8, 100)),
     # about 33 hours of training mixtures
@@ -127,7 +127,9 @@ def _colour(waveform: np.ndarray, speaker: Speaker, sampling_rate: int) -> np.nd
     import torchaudio.functional as F
 
     signal = torch.from_numpy(waveform)[None]
-    signal = F.equalizer_biquad(signal, sampling_rate, speaker.colour_centre_hz, speaker.colour_gain_db, speaker.colour_q)
+    signal = F.equalizer_biquad(
+        signal, sampling_rate, speaker.colour_centre_hz, speaker.colour_gain_db, speaker.colour_q
+    )
     # first-order tilt: y[n] = x[n] - tilt * x[n-1]
     signal = torch.cat([signal[:, :1], signal[:, 1:] - speaker.tilt * signal[:, :-1]], dim=1)
     return signal[0].numpy()
@@ -151,11 +153,15 @@ def _speak_turns(turns: list[Turn], start: int, speaker: Speaker, min_seconds: f
         stop += 1
 
 
-def _place(utterance: Utterance, speaker: Speaker, clip_seconds: float, max_seconds: float, onset: float) -> _PlacedSpeech:
+def _place(
+    utterance: Utterance, speaker: Speaker, clip_seconds: float, max_seconds: float, onset: float
+) -> _PlacedSpeech:
     """Colour, resample, cut at the last whole word that fits ``max_seconds``, and shift by ``onset`` seconds."""
     kept_words = [word for word in utterance.words if word.end <= max_seconds] or utterance.words[:1]
     cut = min(utterance.duration, max_seconds) if len(kept_words) == len(utterance.words) else kept_words[-1].end
-    transcript = utterance.text if len(kept_words) == len(utterance.words) else utterance.text[: kept_words[-1].text_end]
+    transcript = (
+        utterance.text if len(kept_words) == len(utterance.words) else utterance.text[: kept_words[-1].text_end]
+    )
     waveform = _colour(utterance.waveform, speaker, utterance.sampling_rate)
     waveform = _resample(waveform, utterance.sampling_rate, SAMPLING_RATE)[: int(round(cut * SAMPLING_RATE))]
     fade = min(len(waveform), int(0.01 * SAMPLING_RATE))
@@ -308,8 +314,8 @@ def generate_corpus(
     """
     from datasets import Dataset
 
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if preset not in CORPUS_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(CORPUS_PRESETS)}")
     splits = list(splits or SPLITS)
     unknown = [split for split in splits if split not in SPLITS]
     if unknown:
@@ -319,7 +325,7 @@ def generate_corpus(
             raise FileExistsError(f"{out_dir} already holds a corpus; pass --overwrite to replace it")
         shutil.rmtree(out_dir)
     num_workers = max(1, num_workers or os.cpu_count() or 1)
-    corpus_preset = PRESETS[preset]
+    corpus_preset = CORPUS_PRESETS[preset]
     generator = CorpusGenerator(corpus_preset, seed)
     settings = {"preset": asdict(corpus_preset), "seed": seed, "splits": splits}
     staging = out_dir.rstrip("/") + ".partial"
@@ -328,7 +334,9 @@ def generate_corpus(
     if os.path.exists(settings_path):
         with open(settings_path) as stream:
             if json.load(stream) != settings:
-                raise ValueError(f"{staging} holds an interrupted run with other settings; delete it or use the same arguments")
+                raise ValueError(
+                    f"{staging} holds an interrupted run with other settings; delete it or use the same arguments"
+                )
     else:
         with open(settings_path, "w") as stream:
             json.dump(settings, stream, indent=2)
@@ -371,4 +379,3 @@ def generate_corpus(
         # an utterance is one synthesised voice: the target (with its lips) or an interferer
         stats["utterances_per_second"] = sum(entry["utterances"] for entry in generated) / seconds
     return stats
-

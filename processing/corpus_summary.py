@@ -12,7 +12,10 @@ def summarize_corpus(path: str) -> str:
     from datasets import load_from_disk
 
     corpus = load_from_disk(path)
-    lines = [f"corpus at {path}", f"{'split':<18}{'examples':>9}{'hours':>8}{'speakers':>10}  languages  mean SIR dB  lips"]
+    lines = [
+        f"corpus at {path}",
+        f"{'split':<18}{'examples':>9}{'hours':>8}{'speakers':>10}  languages  mean SIR dB  lips",
+    ]
     for split, dataset in corpus.items():
         columns = dataset.select_columns(["target_speaker", "language", "sir_db", "sampling_rate"])
         # clips of a corpus all have one length: one row gives the total without reading every waveform
@@ -21,7 +24,9 @@ def summarize_corpus(path: str) -> str:
         languages = ",".join(sorted(set(columns["language"])))
         sir = np.mean([value for row in columns["sir_db"] for value in row]) if len(dataset) else float("nan")
         lips_shape = tuple(np.asarray(dataset[0]["lips"]).shape) if len(dataset) else ()
-        lines.append(f"{split:<18}{len(dataset):>9}{hours:>8.2f}{speakers:>10}  {languages:<10} {sir:>11.1f}  {lips_shape}")
+        lines.append(
+            f"{split:<18}{len(dataset):>9}{hours:>8.2f}{speakers:>10}  {languages:<10} {sir:>11.1f}  {lips_shape}"
+        )
     return "\n".join(lines)
 
 
@@ -41,7 +46,9 @@ def _waveform_image(waveform: np.ndarray, width: int, height: int, reference: np
     return image
 
 
-def write_contact_sheet(path: str, out_png: str, split: str = "test", num_examples: int = 4, frames_shown: int = 10) -> str:
+def write_contact_sheet(
+    path: str, out_png: str, split: str = "test", num_examples: int = 4, frames_shown: int = 10
+) -> str:
     """Draw ``num_examples`` examples of ``split``: evenly spaced lip frames above the mixture (grey) and target
     (black) waveforms."""
     from datasets import load_from_disk

@@ -66,7 +66,9 @@ COARTICULATION_SECONDS = 0.03  # standard deviation of the smoothing Gaussian
 
 def viseme_targets(symbol: str) -> list[tuple[float, ...]]:
     """Articulatory targets of an IPA phone; a diphthong or affricate gives one target per component."""
-    letters = [c for c in unicodedata.normalize("NFD", symbol) if c not in _IGNORED_MARKS and not unicodedata.combining(c)]
+    letters = [
+        c for c in unicodedata.normalize("NFD", symbol) if c not in _IGNORED_MARKS and not unicodedata.combining(c)
+    ]
     classes = [_CLASS_OF_SYMBOL[c] for c in letters if c in _CLASS_OF_SYMBOL]
     targets = [_VISEMES[name] for name in classes]
     # an affricate (tʃ, dʒ) looks like its release; only vowel sequences (diphthongs) glide through targets
@@ -111,7 +113,7 @@ class ClipNuisance:
     noise_std: float
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "ClipNuisance":
+    def draw(cls, rng: np.random.Generator) -> ClipNuisance:
         return cls(
             drift_x=float(rng.uniform(-0.03, 0.03)),
             drift_y=float(rng.uniform(-0.03, 0.03)),
@@ -186,7 +188,9 @@ def render_mouth(
     lips_horizontal = _soft_inside(np.abs(x) - half_width * lip_width_scale, sharpness * 2)
 
     inside_lips = _soft_inside(lips_top - y, sharpness) * _soft_inside(y - lips_bottom, sharpness) * lips_horizontal
-    inside_cavity = _soft_inside(cavity_top - y, sharpness) * _soft_inside(y - cavity_bottom, sharpness) * horizontally_inside
+    inside_cavity = (
+        _soft_inside(cavity_top - y, sharpness) * _soft_inside(y - cavity_bottom, sharpness) * horizontally_inside
+    )
     teeth_edge = cavity_top + teeth * np.minimum(cavity_bottom - cavity_top, 0.045)
     inside_teeth = inside_cavity * _soft_inside(y - teeth_edge, sharpness)
     tongue_edge = cavity_bottom - tongue * 0.5 * (cavity_bottom - cavity_top)
@@ -197,6 +201,8 @@ def render_mouth(
     image = image * (1.0 - inside_cavity) + 28.0 * inside_cavity
     image = image + (215.0 - 28.0) * inside_teeth + (105.0 - 28.0) * inside_tongue
 
-    lighting = nuisance.gain * (1.0 + nuisance.gradient_x * (grid[None, None, :] - 0.5) + nuisance.gradient_y * (grid[None, :, None] - 0.5))
+    lighting = nuisance.gain * (
+        1.0 + nuisance.gradient_x * (grid[None, None, :] - 0.5) + nuisance.gradient_y * (grid[None, :, None] - 0.5)
+    )
     image = image * lighting + rng.normal(0.0, nuisance.noise_std, image.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8)

@@ -11,7 +11,9 @@ def energy(signal: np.ndarray) -> float:
     return float(np.sum(signal.astype(np.float64) ** 2))
 
 
-def mix_at_sirs(target: np.ndarray, interferers: list[np.ndarray], sirs_db) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def mix_at_sirs(
+    target: np.ndarray, interferers: list[np.ndarray], sirs_db
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     r"""Scale each interferer to ``sir_db`` below the target's energy and add them up.
 
     Args:
@@ -24,7 +26,8 @@ def mix_at_sirs(target: np.ndarray, interferers: list[np.ndarray], sirs_db) -> t
         under :data:`PEAK_LIMIT` without changing the ratios.
     """
     scaled = [
-        wave * np.sqrt(energy(target) / (energy(wave) + 1e-12) / 10 ** (sir / 10)) for wave, sir in zip(interferers, sirs_db)
+        wave * np.sqrt(energy(target) / (energy(wave) + 1e-12) / 10 ** (sir / 10))
+        for wave, sir in zip(interferers, sirs_db)
     ]
     mixture = target + sum(scaled)
     gain = min(1.0, PEAK_LIMIT / (np.abs(mixture).max() + 1e-12))

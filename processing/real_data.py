@@ -94,7 +94,9 @@ class MixtureListDataset:
             raise FileNotFoundError(f"audio for {source.speaker}/{source.clip} not found at {path}")
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
         if rate != SAMPLING_RATE:
-            raise ValueError(f"{path} is {rate} Hz; the mixture lists assume {SAMPLING_RATE} Hz audio, resample it first")
+            raise ValueError(
+                f"{path} is {rate} Hz; the mixture lists assume {SAMPLING_RATE} Hz audio, resample it first"
+            )
         return audio.mean(axis=1)
 
     def _lips(self, source: Source) -> np.ndarray:
@@ -110,7 +112,9 @@ class MixtureListDataset:
         for source in entry.sources:
             audio = self._audio(source)
             if len(audio) < length:
-                raise ValueError(f"{source.speaker}/{source.clip} has {len(audio)} samples, fewer than min_len={length}")
+                raise ValueError(
+                    f"{source.speaker}/{source.clip} has {len(audio)} samples, fewer than min_len={length}"
+                )
             audio = audio[:length]
             signals.append(audio / _rms(audio) * 10 ** (source.level_db / 20))
         target, interferers = signals[0], signals[1:]
@@ -119,10 +123,16 @@ class MixtureListDataset:
         num_frames = int(round(length / SAMPLING_RATE * FPS))
         visual = self._lips(entry.sources[0])
         if len(visual) < num_frames:
-            raise ValueError(f"lip clip of {entry.sources[0].clip} has {len(visual)} frames, the audio needs {num_frames}")
+            raise ValueError(
+                f"lip clip of {entry.sources[0].clip} has {len(visual)} frames, the audio needs {num_frames}"
+            )
         visual = visual[:num_frames]
-        frame_energy = np.array([np.sum(chunk**2) for chunk in np.array_split(target[: num_frames * (length // num_frames)], num_frames)])
-        activity = (10 * np.log10(frame_energy + 1e-12) > 10 * np.log10(frame_energy.max() + 1e-12) + ACTIVITY_THRESHOLD_DB)
+        frame_energy = np.array(
+            [np.sum(chunk**2) for chunk in np.array_split(target[: num_frames * (length // num_frames)], num_frames)]
+        )
+        activity = (
+            10 * np.log10(frame_energy + 1e-12) > 10 * np.log10(frame_energy.max() + 1e-12) + ACTIVITY_THRESHOLD_DB
+        )
         target_source = entry.sources[0]
         example = {
             "mixture": (mixture * gain).astype(np.float32),

@@ -20,7 +20,18 @@ IN_DISTRIBUTION_VARIANTS = (
     "travis", "victor", "zac", "Alex", "Alicia", "Andrea", "Andy", "Annie", "Denis", "Gene", "Hugo",
     "Jacky", "Lee", "Michael", "Mike", "Nguyen", "Reed",
 )  # fmt: skip
-HELD_OUT_VARIANTS = ("klatt", "klatt2", "klatt3", "klatt4", "grandma", "grandpa", "shelby", "gustave", "boris", "marcelo")
+HELD_OUT_VARIANTS = (
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "grandma",
+    "grandpa",
+    "shelby",
+    "gustave",
+    "boris",
+    "marcelo",
+)
 UNSEEN_LANGUAGES = ("it", "pt", "es", "fr")
 
 # (pitch, pitch range, rate) intervals; the ood pool samples outside the in-distribution ones
@@ -100,14 +111,24 @@ def speaker_pool(pool: str, seed: int) -> list[Speaker]:
         return [_make_speaker(seed, pool, i, HELD_OUT_VARIANTS, "en", OOD_SETTINGS) for i in range(size)]
     if pool == "unseen_lang":
         return [
-            _make_speaker(seed, pool, i, IN_DISTRIBUTION_VARIANTS, UNSEEN_LANGUAGES[i % len(UNSEEN_LANGUAGES)], IN_DISTRIBUTION_SETTINGS)
+            _make_speaker(
+                seed,
+                pool,
+                i,
+                IN_DISTRIBUTION_VARIANTS,
+                UNSEEN_LANGUAGES[i % len(UNSEEN_LANGUAGES)],
+                IN_DISTRIBUTION_SETTINGS,
+            )
             for i in range(size)
         ]
     # validation and test speakers take variants in order after the ones reserved at the front for them,
     # so a held-out speaker's voice variant is never drawn for training
     reserved = POOL_SIZES["validation"] + POOL_SIZES["test"]
     if pool == "train":
-        return [_make_speaker(seed, pool, i, IN_DISTRIBUTION_VARIANTS[reserved:], "en", IN_DISTRIBUTION_SETTINGS) for i in range(size)]
+        return [
+            _make_speaker(seed, pool, i, IN_DISTRIBUTION_VARIANTS[reserved:], "en", IN_DISTRIBUTION_SETTINGS)
+            for i in range(size)
+        ]
     offset = 0 if pool == "validation" else POOL_SIZES["validation"]
     variants = IN_DISTRIBUTION_VARIANTS[offset : offset + size]
     return [_make_speaker(seed, pool, i, variants, "en", IN_DISTRIBUTION_SETTINGS) for i in range(size)]

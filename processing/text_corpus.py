@@ -54,7 +54,9 @@ def _clean(line) -> str:
 def load_conversations(language: str) -> list[list[Turn]]:
     """All conversations of one language, each a list of turns in order."""
     if language not in LANGUAGE_FOLDERS:
-        raise ValueError(f"no chatterbot-corpus text for language {language!r}; choose one of {sorted(LANGUAGE_FOLDERS)}")
+        raise ValueError(
+            f"no chatterbot-corpus text for language {language!r}; choose one of {sorted(LANGUAGE_FOLDERS)}"
+        )
     folder = os.path.join(_corpus_directory(), LANGUAGE_FOLDERS[language])
     conversations = []
     for file_name in sorted(os.listdir(folder)):
@@ -99,7 +101,8 @@ def conversation_pool(text_split: str) -> list[list[Turn]]:
         return [
             conversation
             for conversation in load_conversations("en")
-            if conversation[0].domain not in HELD_OUT_DOMAINS and _text_split_of(conversation[0].conversation_id) == text_split
+            if conversation[0].domain not in HELD_OUT_DOMAINS
+            and _text_split_of(conversation[0].conversation_id) == text_split
         ]
     if text_split == "ood":
         return [conversation for conversation in load_conversations("en") if conversation[0].domain in HELD_OUT_DOMAINS]

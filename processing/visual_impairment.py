@@ -44,7 +44,10 @@ def impair_lips(lips: np.ndarray, kind: str, ratio: float, rng: np.random.Genera
     if kind == "full_mask":
         segment[:] = 0
     elif kind == "occlusion":
-        block_h, block_w = int(rng.integers(height // 3, height // 2 + 1)), int(rng.integers(width // 3, width // 2 + 1))
+        block_h, block_w = (
+            int(rng.integers(height // 3, height // 2 + 1)),
+            int(rng.integers(width // 3, width // 2 + 1)),
+        )
         top, left = int(rng.integers(height // 4, height - block_h + 1)), int(rng.integers(0, width - block_w + 1))
         segment[:, top : top + block_h, left : left + block_w] = int(rng.integers(60, 200))
     else:

@@ -25,7 +25,9 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-REPO_ROUTE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+?)/(?P<action>preupload|commit|branch|revision)/(?P<rev>.+)$")
+REPO_ROUTE = re.compile(
+    r"^/api/models/(?P<repo>[^/]+/[^/]+?)/(?P<action>preupload|commit|branch|revision)/(?P<rev>.+)$"
+)
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -80,7 +82,7 @@ class LoopbackServer:
     def start(self) -> str:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (self.handler_class,), {"owner": self}))
         self._server.daemon_threads = True
-        self.endpoint = "http://127.0.0.1:%d" % self._server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self.endpoint
 
@@ -147,7 +149,11 @@ class LoopbackHub(LoopbackServer):
         if repo_id in self.repos:
             raise HubError(409, "You already created this repo", body={"error": "repo exists", "url": url})
         head = hashlib.sha1(f"init {repo_id}".encode()).hexdigest()
-        self.repos[repo_id] = {"private": body.get("visibility") == "private", "branches": {"main": {}}, "heads": {"main": head}}
+        self.repos[repo_id] = {
+            "private": body.get("visibility") == "private",
+            "branches": {"main": {}},
+            "heads": {"main": head},
+        }
         return {"url": url, "name": repo_id, "id": repo_id}
 
     def validate_yaml(self, body: dict):
@@ -163,8 +169,12 @@ class LoopbackHub(LoopbackServer):
         tree = self._branch(repo_id, revision)
         return {
             "files": [
-                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                 "oid": git_blob_sha1(tree[f["path"]]) if f["path"] in tree else None}
+                {
+                    "path": f["path"],
+                    "uploadMode": "regular",
+                    "shouldIgnore": False,
+                    "oid": git_blob_sha1(tree[f["path"]]) if f["path"] in tree else None,
+                }
                 for f in body["files"]
             ],
             "commitOid": self.repos[repo_id]["heads"][revision],
@@ -183,7 +193,9 @@ class LoopbackHub(LoopbackServer):
             key, value = item["key"], item["value"]
             if key == "file":
                 content = value["content"]
-                tree[value["path"]] = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
+                tree[value["path"]] = (
+                    base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
+                )
                 added.append(value["path"])
             elif key == "deletedFile":
                 if tree.pop(value["path"], None) is None:
@@ -195,8 +207,15 @@ class LoopbackHub(LoopbackServer):
         oid = hashlib.sha1(f"{parent}{len(self.commits)}{header['summary']}".encode()).hexdigest()
         self.repos[repo_id]["branches"][revision] = tree
         self.repos[repo_id]["heads"][revision] = oid
-        self.commits.append({"repo_id": repo_id, "revision": revision, "summary": header["summary"], "added": added, "deleted": deleted})
-        return {"commitUrl": f"{self.endpoint}/{repo_id}/commit/{oid}", "commitOid": oid, "success": True, "pullRequestUrl": None}
+        self.commits.append(
+            {"repo_id": repo_id, "revision": revision, "summary": header["summary"], "added": added, "deleted": deleted}
+        )
+        return {
+            "commitUrl": f"{self.endpoint}/{repo_id}/commit/{oid}",
+            "commitOid": oid,
+            "success": True,
+            "pullRequestUrl": None,
+        }
 
     def create_branch(self, repo_id: str, branch: str, body: dict) -> dict:
         """``{startingPoint?}`` -> ``{}``; 409 if the branch exists (which exist_ok accepts)."""
@@ -211,7 +230,11 @@ class LoopbackHub(LoopbackServer):
     def revision_info(self, repo_id: str, revision: str) -> dict:
         """``{id, sha, siblings}``: the client asks for it when an upload changes nothing."""
         tree = self._branch(repo_id, revision)
-        return {"id": repo_id, "sha": self.repos[repo_id]["heads"][revision], "siblings": [{"rfilename": p} for p in sorted(tree)]}
+        return {
+            "id": repo_id,
+            "sha": self.repos[repo_id]["heads"][revision],
+            "siblings": [{"rfilename": p} for p in sorted(tree)],
+        }
 
 
 class _HubHandler(BaseHTTPRequestHandler):
@@ -267,8 +290,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         import urllib.request
 
         dropped = ("host", "connection", "accept-encoding")  # identity bodies: the proxy does not re-encode
-        request = urllib.request.Request(self.owner.upstream + self.path, method=method,
-                                         headers={k: v for k, v in self.headers.items() if k.lower() not in dropped})
+        request = urllib.request.Request(
+            self.owner.upstream + self.path,
+            method=method,
+            headers={k: v for k, v in self.headers.items() if k.lower() not in dropped},
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
                 status, headers, body = answer.status, list(answer.headers.items()), answer.read()
@@ -281,7 +307,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers:
             # a HEAD answer keeps the upstream Content-Length: the client reads the file's size from it
-            if name.lower() not in ("transfer-encoding", "connection") and (method == "HEAD" or name.lower() != "content-length"):
+            if name.lower() not in ("transfer-encoding", "connection") and (
+                method == "HEAD" or name.lower() != "content-length"
+            ):
                 self.send_header(name, value)
         if method != "HEAD":
             self.send_header("Content-Length", str(len(body)))

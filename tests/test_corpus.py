@@ -4,11 +4,11 @@ import os
 import numpy as np
 import pytest
 
-from processing.corpus_generation import PRESETS, SPLITS, CorpusGenerator, generate_corpus
+from processing.corpus_generation import CORPUS_PRESETS, SPLITS, CorpusGenerator, generate_corpus
 from processing.speakers import HELD_OUT_VARIANTS, IN_DISTRIBUTION_VARIANTS, UNSEEN_LANGUAGES
 from processing.visual_impairment import IMPAIRMENT_TYPES, TEST_RATIOS
 
-TINY = PRESETS["tiny"]
+TINY = CORPUS_PRESETS["tiny"]
 CLIP_SAMPLES = int(TINY.clip_seconds * 16000)
 CLIP_FRAMES = int(TINY.clip_seconds * 25)
 

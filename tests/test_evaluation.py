@@ -8,17 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from training import metrics
-from training.evaluation import activity_sample_mask, oracle_estimate
+from training.evaluation import metrics
+from training.evaluation.scoring import activity_sample_mask, oracle_estimate
 
-MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "training", "metric_modules")
+MODULES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "training", "evaluation", "metric_modules"
+)
 
 
 @pytest.fixture(scope="module")
 def signals():
     generator = torch.Generator().manual_seed(0)
     reference = torch.randn(5, 8000, generator=generator, dtype=torch.float64)
-    estimate = reference + torch.randn(5, 8000, generator=generator, dtype=torch.float64) * torch.linspace(0.1, 2.0, 5)[:, None]
+    estimate = (
+        reference
+        + torch.randn(5, 8000, generator=generator, dtype=torch.float64) * torch.linspace(0.1, 2.0, 5)[:, None]
+    )
     return estimate, reference
 
 
@@ -57,9 +62,14 @@ def test_invariances_and_silence(signals):
 
 
 def test_length_mismatch_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"^estimate has shape \(1, 100\) but reference \(1, 120\); they must have the same number of rows and samples"):
+    with pytest.raises(
+        ValueError,
+        match=r"^estimate has shape \(1, 100\) but reference \(1, 120\); they must have the same number of rows and samples",
+    ):
         metrics.si_sdr(np.zeros(100), np.ones(120))
-    with pytest.raises(ValueError, match=r"^estimate has shape \(2, 3, 4\); expected \(samples,\) or \(batch, samples\)$"):
+    with pytest.raises(
+        ValueError, match=r"^estimate has shape \(2, 3, 4\); expected \(samples,\) or \(batch, samples\)$"
+    ):
         metrics.sdr(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)))
 
 
@@ -86,7 +96,9 @@ def test_pesq_and_stoi_wrap_their_references_row_by_row():
     reference = np.stack([clean, clean])
     assert np.allclose(metrics.pesq_wideband(noisy, reference), [pesq(16000, clean, row, "wb") for row in noisy])
     assert np.allclose(metrics.stoi(noisy, reference), [stoi(clean, row, 16000) for row in noisy])
-    assert np.allclose(metrics.stoi(noisy, reference, extended=True), [stoi(clean, row, 16000, extended=True) for row in noisy])
+    assert np.allclose(
+        metrics.stoi(noisy, reference, extended=True), [stoi(clean, row, 16000, extended=True) for row in noisy]
+    )
     assert metrics.pesq_wideband(clean, clean)[0] > 4.5 > metrics.pesq_wideband(noisy[0], clean)[0]
     assert metrics.stoi(clean, clean)[0] > 0.999
     assert math.isnan(metrics.pesq_wideband(clean, np.zeros_like(clean))[0])
@@ -101,7 +113,10 @@ def test_word_error_rate():
         metrics.word_error_rate([""], ["..."])
 
 
-@pytest.mark.parametrize("name,function", [("si_sdr", metrics.si_sdr), ("sdr", metrics.sdr), ("pesq", metrics.pesq_wideband), ("stoi", metrics.stoi)])
+@pytest.mark.parametrize(
+    "name,function",
+    [("si_sdr", metrics.si_sdr), ("sdr", metrics.sdr), ("pesq", metrics.pesq_wideband), ("stoi", metrics.stoi)],
+)
 def test_evaluate_modules_load_offline_and_agree_with_the_functions(name, function):
     import evaluate
 
@@ -117,7 +132,9 @@ def test_evaluate_modules_load_offline_and_agree_with_the_functions(name, functi
 def test_wer_module():
     import evaluate
 
-    assert evaluate.load(os.path.join(MODULES, "wer")).compute(predictions=["the cat sat"], references=["the cat sat down"]) == {"wer": 0.25}
+    assert evaluate.load(os.path.join(MODULES, "wer")).compute(
+        predictions=["the cat sat"], references=["the cat sat down"]
+    ) == {"wer": 0.25}
 
 
 def test_activity_mask_and_oracle():
@@ -151,11 +168,28 @@ def saved_models(tmp_path_factory):
 
 
 def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models, tmp_path):
-    from training.evaluate_model import ALL_SPLITS, main
+    from training.evaluation.cli import ALL_SPLITS, main
 
     out = str(tmp_path / "results.json")
-    assert main(["--model", saved_models["usev-tiny"], "--audio_only_model", saved_models["usev-se-tiny"],
-                 "--data", tiny_corpus_path, "--out", out, "--max_examples", "18", "--num_workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                saved_models["usev-tiny"],
+                "--audio_only_model",
+                saved_models["usev-se-tiny"],
+                "--data",
+                tiny_corpus_path,
+                "--out",
+                out,
+                "--max_examples",
+                "18",
+                "--num_workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     results = json.load(open(out))
     assert list(results["splits"]) == list(ALL_SPLITS)
     for split, summary in results["splits"].items():
@@ -164,7 +198,9 @@ def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models,
             assert set(values) == {"si_sdr", "si_sdri", "sdr", "sdri", "pesq", "stoi", "estoi"}
             assert all(value is not None and np.isfinite(value) for value in values.values()), (split, system, values)
         assert summary["systems"]["mixture"]["si_sdri"] == 0.0
-        assert summary["fraction_of_oracle"] == pytest.approx(summary["systems"]["model"]["si_sdri"] / summary["systems"]["oracle"]["si_sdri"])
+        assert summary["fraction_of_oracle"] == pytest.approx(
+            summary["systems"]["model"]["si_sdri"] / summary["systems"]["oracle"]["si_sdri"]
+        )
     impaired = results["splits"]["test_impaired"]["si_sdri_by_impairment"]
     assert set(impaired) == {"full_mask", "occlusion", "low_resolution"}
     assert all(list(row) == ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"] for row in impaired.values())
@@ -177,17 +213,22 @@ def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models,
 
 
 def test_audio_only_model_must_be_audio_only(tiny_corpus_path, saved_models, tmp_path):
-    from training.evaluate_model import evaluate_model
+    from training.evaluation.cli import evaluate_model
 
     with pytest.raises(ValueError, match=r"takes lips; pass an audio-only \(...-se-...\) model$"):
-        evaluate_model(saved_models["usev-tiny"], tiny_corpus_path, ["test"], str(tmp_path / "r.json"),
-                       audio_only_model=saved_models["usev-tiny"])
+        evaluate_model(
+            saved_models["usev-tiny"],
+            tiny_corpus_path,
+            ["test"],
+            str(tmp_path / "r.json"),
+            audio_only_model=saved_models["usev-tiny"],
+        )
 
 
 def test_text_informed_extraction_gives_the_prior_to_an_input_guidance_model(tiny_corpus_path, tmp_path):
     from modeling_elegance import MODEL_CLASSES, preset_config
     from processing import EleganceProcessor
-    from training.evaluate_model import evaluate_model
+    from training.evaluation.cli import evaluate_model
 
     torch.manual_seed(0)
     config = preset_config("usev-tiny", prior_embedding_dim=384)
@@ -197,17 +238,39 @@ def test_text_informed_extraction_gives_the_prior_to_an_input_guidance_model(tin
     model.save_pretrained(tmp_path / "input_guided")
     EleganceProcessor.from_defaults(lip_roi_size=48).save_pretrained(tmp_path / "input_guided")
     common = dict(perceptual=False, max_examples=4, embedding_cache_dir=str(tmp_path / "cache"))
-    plain = evaluate_model(str(tmp_path / "input_guided"), tiny_corpus_path, ["test"], str(tmp_path / "a.json"), **common)
-    informed = evaluate_model(str(tmp_path / "input_guided"), tiny_corpus_path, ["test"], str(tmp_path / "b.json"),
-                              text_informed_llm="default", **common)
+    plain = evaluate_model(
+        str(tmp_path / "input_guided"), tiny_corpus_path, ["test"], str(tmp_path / "a.json"), **common
+    )
+    informed = evaluate_model(
+        str(tmp_path / "input_guided"),
+        tiny_corpus_path,
+        ["test"],
+        str(tmp_path / "b.json"),
+        text_informed_llm="default",
+        **common,
+    )
     assert informed["text_informed_llm"] == "default"
-    assert informed["splits"]["test"]["systems"]["model"]["si_sdr"] != plain["splits"]["test"]["systems"]["model"]["si_sdr"]
+    assert (
+        informed["splits"]["test"]["systems"]["model"]["si_sdr"]
+        != plain["splits"]["test"]["systems"]["model"]["si_sdr"]
+    )
     assert informed["splits"]["test"]["systems"]["oracle"] == plain["splits"]["test"]["systems"]["oracle"]
 
 
 def test_text_informed_extraction_needs_a_prior(tiny_corpus_path, saved_models, tmp_path):
-    from training.evaluate_model import evaluate_model
+    from training.evaluation.cli import evaluate_model
 
-    with pytest.raises(ValueError, match="^text-informed extraction needs a model trained with input guidance on 384-wide LLM embeddings; this model's prior_embedding_dim is None$"):
-        evaluate_model(saved_models["usev-tiny"], tiny_corpus_path, ["test"], str(tmp_path / "r.json"), perceptual=False,
-                       max_examples=2, text_informed_llm="default", embedding_cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(
+        ValueError,
+        match="^text-informed extraction needs a model trained with input guidance on 384-wide LLM embeddings; this model's prior_embedding_dim is None$",
+    ):
+        evaluate_model(
+            saved_models["usev-tiny"],
+            tiny_corpus_path,
+            ["test"],
+            str(tmp_path / "r.json"),
+            perceptual=False,
+            max_examples=2,
+            text_informed_llm="default",
+            embedding_cache_dir=str(tmp_path / "cache"),
+        )

@@ -12,10 +12,11 @@ import torch
 from transformers import AutoModel, AutoProcessor, TrainingArguments
 
 from training.arguments import GuidanceArguments, parse_guidance
-from training.embedding_cache import TranscriptEmbeddings
-from training.export import export_guidance_free, probe_inputs
 from training.heads.cmkt import shift_sequence
-from training.train import build_run, main as train_main
+from training.release.export import export_guidance_free, probe_inputs
+from training.train import build_run
+from training.train import main as train_main
+from training.transcript_embedding_cache import TranscriptEmbeddings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,18 +29,41 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_pslm(tiny_corpus_path, tmp_path_factory):
     """A PSLM pretrained for a few steps by the package's own recipe."""
-    from training.pslm_pretraining import main as pretrain
+    from training.pretraining.pslm import main as pretrain
 
     out = str(tmp_path_factory.mktemp("pslm"))
     torch.manual_seed(0)
-    pretrain(["--data", tiny_corpus_path, "--output_dir", out, "--max_steps", "4", "--eval_split", "none",
-              "--save_strategy", "no", "--disable_tqdm", "true", "--warmup_steps", "0"])
+    pretrain(
+        [
+            "--data",
+            tiny_corpus_path,
+            "--output_dir",
+            out,
+            "--max_steps",
+            "4",
+            "--eval_split",
+            "none",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            "--warmup_steps",
+            "0",
+        ]
+    )
     return os.path.join(out, "pslm")
 
 
 def make_run(corpus, cache_dir, guidance, pslm=None, backbone="usev-tiny", **overrides):
-    args = GuidanceArguments(backbone=backbone, data=corpus, guidance=guidance, pslm=pslm, embedding_cache_dir=cache_dir,
-                             eval_split="none", **overrides)
+    args = GuidanceArguments(
+        backbone=backbone,
+        data=corpus,
+        guidance=guidance,
+        pslm=pslm,
+        embedding_cache_dir=cache_dir,
+        eval_split="none",
+        **overrides,
+    )
     training_args = TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to="none")
     torch.manual_seed(0)
     return build_run(args, training_args, log=lambda message: None)
@@ -67,7 +91,9 @@ def test_auxiliary_loss_is_finite_and_decreases_on_a_fixed_batch(tiny_corpus_pat
 
 
 def test_every_head_at_once_logs_each_component(tiny_corpus_path, cache_dir, tiny_pslm):
-    model, _, train, _, collator, _ = make_run(tiny_corpus_path, cache_dir, "output,intermediate,input,cmkt", pslm=tiny_pslm)
+    model, _, train, _, collator, _ = make_run(
+        tiny_corpus_path, cache_dir, "output,intermediate,input,cmkt", pslm=tiny_pslm
+    )
     output = model.train()(**first_batch(train, collator))
     assert set(output.components) == {"extraction", "output", "intermediate", "cmkt"}
     # CMKT: L = a * L_main + (1 - a) * L_cmkt, other heads added with their weights
@@ -76,10 +102,17 @@ def test_every_head_at_once_logs_each_component(tiny_corpus_path, cache_dir, tin
     assert torch.allclose(output.loss.detach(), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("guidance,frozen", [("output", "heads.output.speech_encoder."),
-                                             ("intermediate", "heads.intermediate.language_model."),
-                                             ("cmkt", None)])
-def test_head_gradient_reaches_the_extractor_and_no_frozen_weight(tiny_corpus_path, cache_dir, tiny_pslm, guidance, frozen):
+@pytest.mark.parametrize(
+    "guidance,frozen",
+    [
+        ("output", "heads.output.speech_encoder."),
+        ("intermediate", "heads.intermediate.language_model."),
+        ("cmkt", None),
+    ],
+)
+def test_head_gradient_reaches_the_extractor_and_no_frozen_weight(
+    tiny_corpus_path, cache_dir, tiny_pslm, guidance, frozen
+):
     model, _, train, _, collator, _ = make_run(tiny_corpus_path, cache_dir, guidance, pslm=tiny_pslm)
     batch = first_batch(train, collator)
     model.train()
@@ -99,10 +132,16 @@ def test_head_gradient_reaches_the_extractor_and_no_frozen_weight(tiny_corpus_pa
 
 def test_intermediate_guidance_trains_only_new_llm_weights_and_keeps_them_in_checkpoints(tiny_corpus_path, cache_dir):
     model, *_ = make_run(tiny_corpus_path, cache_dir, "intermediate")
-    trainable_llm = sorted(n for n, p in model.heads["intermediate"].language_model.named_parameters() if p.requires_grad)
-    assert trainable_llm == ["cls.predictions.bias", "cls.predictions.transform.LayerNorm.bias",
-                             "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.dense.bias",
-                             "cls.predictions.transform.dense.weight"]
+    trainable_llm = sorted(
+        n for n, p in model.heads["intermediate"].language_model.named_parameters() if p.requires_grad
+    )
+    assert trainable_llm == [
+        "cls.predictions.bias",
+        "cls.predictions.transform.LayerNorm.bias",
+        "cls.predictions.transform.LayerNorm.weight",
+        "cls.predictions.transform.dense.bias",
+        "cls.predictions.transform.dense.weight",
+    ]
     state = model.checkpoint_state_dict()
     assert not any(".encoder.layer." in name for name in state)
     assert "heads.intermediate.language_model.cls.predictions.bias" in state
@@ -117,7 +156,9 @@ def test_lora_makes_only_adapters_trainable(tiny_corpus_path, cache_dir):
     assert all("lora_" in n or n.startswith("cls.predictions") for n in names)
 
 
-def test_input_guidance_uses_real_embeddings_only_for_kept_examples_and_zeros_at_evaluation(tiny_corpus_path, cache_dir):
+def test_input_guidance_uses_real_embeddings_only_for_kept_examples_and_zeros_at_evaluation(
+    tiny_corpus_path, cache_dir
+):
     model, _, train, _, collator, _ = make_run(tiny_corpus_path, cache_dir, "input", input_probability=0.5)
     assert model.backbone.config.prior_embedding_dim == 384
     batch = first_batch(train, collator, size=8)
@@ -132,7 +173,9 @@ def test_input_guidance_uses_real_embeddings_only_for_kept_examples_and_zeros_at
     model.eval()
     inputs = {k: batch[k][:2] for k in ("input_values", "lip_frames", "audio_attention_mask", "video_attention_mask")}
     with torch.no_grad():
-        zeros = model(**inputs, **{k: v[:2] for k, v in batch.items() if k.startswith(("transcript", "prior", "embedding"))}).waveform
+        zeros = model(
+            **inputs, **{k: v[:2] for k, v in batch.items() if k.startswith(("transcript", "prior", "embedding"))}
+        ).waveform
         none = model.backbone(**inputs).waveform
     assert torch.allclose(zeros, none, atol=1e-6)
 
@@ -153,7 +196,9 @@ def test_training_draws_depend_on_seed_epoch_and_index_only(tiny_corpus_path, ca
     assert torch.equal(torch.as_tensor(first["lips"]), torch.as_tensor(again["lips"]))
     assert (first["prior_keep"], first["embedding_shift"]) == (again["prior_keep"], again["embedding_shift"])
     train.set_epoch(1)
-    assert not all(torch.equal(torch.as_tensor(train[i]["lips"]), torch.as_tensor(train.dataset[i]["lips"])) for i in range(4))
+    assert not all(
+        torch.equal(torch.as_tensor(train[i]["lips"]), torch.as_tensor(train.dataset[i]["lips"])) for i in range(4)
+    )
 
 
 def test_embedding_cache_is_hit_on_the_second_run(tiny_corpus, tmp_path):
@@ -170,7 +215,10 @@ def test_embedding_cache_is_hit_on_the_second_run(tiny_corpus, tmp_path):
 
 
 def test_clear_errors():
-    with pytest.raises(ValueError, match=r"^unknown guidance \['ouput'\]; pass 'none' or a comma-separated subset of output,intermediate,input,cmkt$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown guidance \['ouput'\]; pass 'none' or a comma-separated subset of output,intermediate,input,cmkt$",
+    ):
         parse_guidance("ouput,input")
     assert parse_guidance("cmkt, output") == ("output", "cmkt") and parse_guidance("none") == ()
     with pytest.raises(ValueError, match="^some examples have an empty transcript; LLM guidance needs"):
@@ -186,16 +234,36 @@ def test_hub_model_families_load_from_local_folders(tiny_corpus_path, cache_dir,
     """Causal LMs (Qwen3) for intermediate guidance and HuBERT as the PSLM, as users with the Hub would pass them."""
     from transformers import AutoTokenizer, HubertConfig, HubertModel, Qwen3Config, Qwen3ForCausalLM
 
-    from processing.processing_elegance import default_llm_path
+    from processing.default_models import default_llm_path
 
     qwen = str(tmp_path / "qwen3")
-    Qwen3ForCausalLM(Qwen3Config(vocab_size=30522, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=2, head_dim=16)).save_pretrained(qwen)
+    Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=30522,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+        )
+    ).save_pretrained(qwen)
     AutoTokenizer.from_pretrained(default_llm_path()).save_pretrained(qwen)
     hubert = str(tmp_path / "hubert")
-    HubertModel(HubertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                             conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)).save_pretrained(hubert)
-    model, _, train, _, collator, _ = make_run(tiny_corpus_path, cache_dir, "output,intermediate,input", pslm=hubert, llm=qwen)
+    HubertModel(
+        HubertConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            conv_dim=(16,) * 7,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=4,
+        )
+    ).save_pretrained(hubert)
+    model, _, train, _, collator, _ = make_run(
+        tiny_corpus_path, cache_dir, "output,intermediate,input", pslm=hubert, llm=qwen
+    )
     assert model.backbone.config.prior_embedding_dim == 64
     assert not any(p.requires_grad for p in model.heads["intermediate"].language_model.parameters())  # nothing missing
     output = model.train()(**first_batch(train, collator, size=2))
@@ -211,15 +279,38 @@ def run_cli(args, tmp_path, name, extra=()):
 
 
 def cli_args(corpus, cache_dir, guidance="input,cmkt", backbone="usev-tiny", steps=4):
-    return ["--backbone", backbone, "--data", corpus, "--guidance", guidance, "--max_steps", str(steps),
-            "--logging_steps", "1", "--embedding_cache_dir", cache_dir, "--disable_tqdm", "true", "--eval_split", "none",
-            "--per_device_train_batch_size", "2", "--seed", "1", "--use_cpu", "true"]
+    return [
+        "--backbone",
+        backbone,
+        "--data",
+        corpus,
+        "--guidance",
+        guidance,
+        "--max_steps",
+        str(steps),
+        "--logging_steps",
+        "1",
+        "--embedding_cache_dir",
+        cache_dir,
+        "--disable_tqdm",
+        "true",
+        "--eval_split",
+        "none",
+        "--per_device_train_batch_size",
+        "2",
+        "--seed",
+        "1",
+        "--use_cpu",
+        "true",
+    ]
 
 
 def test_resume_continues_bit_for_bit(tiny_corpus_path, cache_dir, tmp_path):
     args = cli_args(tiny_corpus_path, cache_dir) + ["--save_steps", "2"]
     out, full = run_cli(args, tmp_path, "full")
-    assert {"checkpoint-2", "checkpoint-4", "guidance-free"} <= set(os.listdir(out)) and ".staging" not in os.listdir(out)
+    assert {"checkpoint-2", "checkpoint-4", "guidance-free"} <= set(os.listdir(out)) and ".staging" not in os.listdir(
+        out
+    )
     resumed_dir = str(tmp_path / "resumed")
     os.makedirs(resumed_dir)
     os.rename(os.path.join(out, "checkpoint-2"), os.path.join(resumed_dir, "checkpoint-2"))
@@ -247,20 +338,28 @@ def test_an_interrupted_checkpoint_save_leaves_no_checkpoint(tiny_corpus_path, c
 
 
 def test_guidance_free_export(tiny_corpus_path, cache_dir, tiny_pslm, tmp_path):
-    out, _ = run_cli(cli_args(tiny_corpus_path, cache_dir, "output,intermediate,input,cmkt", steps=2) + ["--pslm", tiny_pslm],
-                     tmp_path, "all_heads", extra=["--save_strategy", "no"])
+    out, _ = run_cli(
+        cli_args(tiny_corpus_path, cache_dir, "output,intermediate,input,cmkt", steps=2) + ["--pslm", tiny_pslm],
+        tmp_path,
+        "all_heads",
+        extra=["--save_strategy", "no"],
+    )
     export = os.path.join(out, "guidance-free")
     model, info = AutoModel.from_pretrained(export, output_loading_info=True)
     assert all(not value for key, value in info.items() if key != "error_msgs")
     keys = list(safetensors.torch.load_file(os.path.join(export, "model.safetensors")))
     assert any(key.startswith("extractor.prior_fusion.") for key in keys)  # input guidance's fusion stays
-    assert not any(word in key for key in keys for word in ("language_model", "speech_encoder", "adapter", "cross_attention", "cmkt"))
+    assert not any(
+        word in key
+        for key in keys
+        for word in ("language_model", "speech_encoder", "adapter", "cross_attention", "cmkt")
+    )
     trained = safetensors.torch.load_file(os.path.join(out, "model.safetensors"))
-    assert set(keys) == {key[len("backbone."):] for key in trained if key.startswith("backbone.")}
+    assert set(keys) == {key[len("backbone.") :] for key in trained if key.startswith("backbone.")}
     processor = AutoProcessor.from_pretrained(export)
     assert processor.lip_feature_extractor.size == model.config.lip_roi_size
     # the export equals the trained backbone, and a second export over it is identical
-    from training.export import load_trained_backbone
+    from training.release.export import load_trained_backbone
 
     backbone, _ = load_trained_backbone(out)
     inputs = probe_inputs(model.config)
@@ -281,9 +380,20 @@ def test_two_processes_reach_the_loss_of_one_with_the_same_global_batch(tiny_cor
     base = cli_args(tiny_corpus_path, cache_dir, backbone="usev-se-tiny") + ["--save_strategy", "no"]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     two = str(tmp_path / "two")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               os.path.join(REPO, "training", "configs", "cpu_two_processes.yaml"), "--main_process_port", "29561",
-               "-m", "training.train", *base, "--output_dir", two]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        os.path.join(REPO, "training", "configs", "cpu_two_processes.yaml"),
+        "--main_process_port",
+        "29561",
+        "-m",
+        "training.train",
+        *base,
+        "--output_dir",
+        two,
+    ]
     subprocess.run(command, check=True, env=env, cwd=REPO, capture_output=True, timeout=600)
     one = base.copy()
     one[one.index("--per_device_train_batch_size") + 1] = "4"
@@ -311,5 +421,8 @@ def test_pool_frames_averages_real_frames_only():
 
 def test_output_guidance_refuses_a_batch_of_one(tiny_corpus_path, cache_dir, tiny_pslm):
     model, _, train, _, collator, _ = make_run(tiny_corpus_path, cache_dir, "output", pslm=tiny_pslm)
-    with pytest.raises(ValueError, match=r"^output guidance needs at least 2 examples per device and step .*raise --per_device_train_batch_size$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^output guidance needs at least 2 examples per device and step .*raise --per_device_train_batch_size$",
+    ):
         model.train()(**first_batch(train, collator, size=1))

@@ -15,7 +15,8 @@ from processing import LipVideoProcessor
 from training.arguments import GuidanceArguments
 from training.dynamic_mixing import DynamicMixer
 from training.lip_embedding_cache import LipEmbeddings
-from training.lip_pretraining import frame_labels, main as pretrain_lips, phone_sequence, phone_vocabulary
+from training.pretraining.lip_reading import frame_labels, phone_sequence, phone_vocabulary
+from training.pretraining.lip_reading import main as pretrain_lips
 from training.train import build_run
 
 
@@ -24,23 +25,51 @@ def lip_reader(tiny_corpus_path, tmp_path_factory):
     """A lip reader pretrained for a few steps by the CLI, scored on the tiny corpus's test split."""
     out = str(tmp_path_factory.mktemp("lips"))
     torch.manual_seed(0)
-    assert pretrain_lips(["--data", tiny_corpus_path, "--output_dir", out, "--max_steps", "6", "--save_strategy", "no",
-                          "--disable_tqdm", "true", "--warmup_steps", "0", "--per_device_train_batch_size", "4",
-                          "--lip_embedding_dim", "32", "--use_cpu", "true"]) == 0
+    assert (
+        pretrain_lips(
+            [
+                "--data",
+                tiny_corpus_path,
+                "--output_dir",
+                out,
+                "--max_steps",
+                "6",
+                "--save_strategy",
+                "no",
+                "--disable_tqdm",
+                "true",
+                "--warmup_steps",
+                "0",
+                "--per_device_train_batch_size",
+                "4",
+                "--lip_embedding_dim",
+                "32",
+                "--use_cpu",
+                "true",
+            ]
+        )
+        == 0
+    )
     return os.path.join(out, "lip-reader")
 
 
 def test_pretraining_writes_a_loadable_lip_reader_with_its_evaluation(lip_reader, tiny_corpus):
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "lip_reading_evaluation.json"} <= set(os.listdir(lip_reader))
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "lip_reading_evaluation.json"} <= set(
+        os.listdir(lip_reader)
+    )
     assert not os.path.exists(lip_reader + ".partial")
     model = AutoModel.from_pretrained(lip_reader)
     assert isinstance(model, LipReadingModel)
     phonemes = phone_vocabulary(tiny_corpus["train"]["phoneme_timings"])
     assert model.config.phonemes == phonemes and phonemes[0] == "_" and "ˈa" not in phonemes
-    assert model.config.lip_roi_size == tiny_corpus["train"][0]["lips"].shape[-1] and model.config.lip_embedding_dim == 32
+    assert (
+        model.config.lip_roi_size == tiny_corpus["train"][0]["lips"].shape[-1] and model.config.lip_embedding_dim == 32
+    )
     with open(os.path.join(lip_reader, "lip_reading_evaluation.json")) as stream:
         evaluation = json.load(stream)
-    assert evaluation["split"] == "test" and evaluation["clips"] == len(tiny_corpus["test"]) and evaluation["steps"] == 6
+    assert (
+        evaluation["split"] == "test" and evaluation["clips"] == len(tiny_corpus["test"]) and evaluation["steps"] == 6
+    )
     assert 0.0 <= evaluation["frame_accuracy"] <= 1.0 and evaluation["phone_error_rate"] >= 0.0
     assert evaluation["chance_frame_accuracy"] == pytest.approx(1 / len(phonemes))
     assert 0.0 < evaluation["majority_class_frame_accuracy"] <= 1.0
@@ -48,8 +77,11 @@ def test_pretraining_writes_a_loadable_lip_reader_with_its_evaluation(lip_reader
 
 def test_frame_labels_follow_the_phone_timings():
     vocabulary = {"_": 0, "a": 1, "t": 2}
-    timings = [{"phoneme": "ˈa", "start": 0.04, "end": 0.12}, {"phoneme": "t", "start": 0.12, "end": 0.16},
-               {"phoneme": "x", "start": 0.16, "end": 0.2}]
+    timings = [
+        {"phoneme": "ˈa", "start": 0.04, "end": 0.12},
+        {"phoneme": "t", "start": 0.12, "end": 0.16},
+        {"phoneme": "x", "start": 0.16, "end": 0.2},
+    ]
     assert frame_labels(timings, 6, 25, vocabulary).tolist() == [0, 1, 1, 2, -100, 0]
     assert phone_sequence([0, 1, 1, 0, 1, 2, 2, 0]) == [1, 1, 2]
 
@@ -59,7 +91,11 @@ def test_a_backbone_built_on_the_lip_reader_starts_with_exactly_its_weights(lip_
     shutil.copytree(lip_reader, copy)
     config = preset_config("usev-tiny", lip_encoder=copy)
     reader = LipReadingModel.from_pretrained(copy)
-    assert (config.lip_embedding_dim, config.lip_temporal_layers, config.lip_roi_size) == (32, 1, reader.config.lip_roi_size)
+    assert (config.lip_embedding_dim, config.lip_temporal_layers, config.lip_roi_size) == (
+        32,
+        1,
+        reader.config.lip_roi_size,
+    )
     model = UsevForTargetSpeechExtraction(config)
     encoder = model.visual_encoder.lip_encoder.state_dict()
     assert encoder.keys() == reader.encoder.state_dict().keys()
@@ -74,8 +110,11 @@ def test_a_backbone_built_on_the_lip_reader_starts_with_exactly_its_weights(lip_
 def test_a_lip_encoder_of_other_sizes_is_refused_with_the_fix(lip_reader):
     config = preset_config("usev-tiny", lip_encoder=lip_reader)
     config.lip_embedding_dim = 64
-    with pytest.raises(ValueError, match=r"^the model's lip encoder does not match the lip reader in .*: lip_embedding_dim=64 "
-                                         r"\(the lip reader has 32\); build the config with preset_config\(\.\.\., lip_encoder="):
+    with pytest.raises(
+        ValueError,
+        match=r"^the model's lip encoder does not match the lip reader in .*: lip_embedding_dim=64 "
+        r"\(the lip reader has 32\); build the config with preset_config\(\.\.\., lip_encoder=",
+    ):
         UsevForTargetSpeechExtraction(config)
     with pytest.raises(FileNotFoundError, match=r"is not a saved lip-reading model \(no config.json\)"):
         preset_config("usev-tiny", lip_encoder="/nonexistent/lip-reader")
@@ -86,7 +125,9 @@ def test_lip_embedding_cache_hits_on_the_second_run_and_follows_the_encoder(lip_
     processor = LipVideoProcessor.from_pretrained(lip_reader)
     clips = [np.asarray(clip, dtype=np.uint8) for clip in tiny_corpus["validation"]["lips"]]
     first = LipEmbeddings(reader.encoder, processor).load_or_compute(clips, str(tmp_path), log=lambda m: None)
-    second = LipEmbeddings(reader.encoder, processor).load_or_compute(list(reversed(clips)), str(tmp_path), log=lambda m: None)
+    second = LipEmbeddings(reader.encoder, processor).load_or_compute(
+        list(reversed(clips)), str(tmp_path), log=lambda m: None
+    )
     assert (first.cache_hit, second.cache_hit) == (False, True) and first.path == second.path
     # the cached embedding of a clip is what the encoder gives that clip
     with torch.inference_mode():
@@ -101,10 +142,17 @@ def test_lip_embedding_cache_hits_on_the_second_run_and_follows_the_encoder(lip_
 
 
 def test_training_with_a_frozen_lip_encoder_feeds_cached_embeddings(lip_reader, tiny_corpus_path, tmp_path):
-    args = GuidanceArguments(backbone="usev-tiny", data=tiny_corpus_path, lip_encoder=lip_reader, eval_split="none",
-                             embedding_cache_dir=str(tmp_path), impair_probability=0.5)
-    model, _, train, _, collator, _ = build_run(args, TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to="none"),
-                                                log=lambda m: None)
+    args = GuidanceArguments(
+        backbone="usev-tiny",
+        data=tiny_corpus_path,
+        lip_encoder=lip_reader,
+        eval_split="none",
+        embedding_cache_dir=str(tmp_path),
+        impair_probability=0.5,
+    )
+    model, _, train, _, collator, _ = build_run(
+        args, TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to="none"), log=lambda m: None
+    )
     encoder = model.backbone.visual_encoder.lip_encoder
     assert not any(p.requires_grad for p in encoder.parameters())
     model.train()
@@ -134,7 +182,10 @@ def test_dynamic_mixing_is_deterministic_and_mixes_at_the_drawn_sir(tiny_corpus)
         assert mixed["interferer_speakers"][0] != example["target_speaker"]
         sir = 10 * np.log10(np.sum(target.astype(np.float64) ** 2) / np.sum(interferer.astype(np.float64) ** 2))
         assert sir == pytest.approx(mixed["sir_db"][0], abs=1e-3) and -10 <= mixed["sir_db"][0] <= 10
-        assert np.allclose(mixed["mixture"], target + interferer, atol=1e-6) and np.abs(mixed["mixture"]).max() <= 0.95 + 1e-6
+        assert (
+            np.allclose(mixed["mixture"], target + interferer, atol=1e-6)
+            and np.abs(mixed["mixture"]).max() <= 0.95 + 1e-6
+        )
         # the target keeps its waveform shape, its lips and its text
         scale = np.dot(target, example["target"]) / np.dot(example["target"], example["target"])
         assert np.allclose(target, scale * example["target"], atol=1e-6)
@@ -151,9 +202,16 @@ def test_dynamic_mixing_with_two_interferers_takes_distinct_speakers(tiny_corpus
 
 def test_training_draws_a_new_mixture_each_epoch_only_with_dynamic_mixing(tiny_corpus_path, tmp_path):
     def run(dynamic):
-        args = GuidanceArguments(backbone="usev-tiny", data=tiny_corpus_path, eval_split="none",
-                                 embedding_cache_dir=str(tmp_path), dynamic_mixing=dynamic)
-        return build_run(args, TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to="none"), log=lambda m: None)[2]
+        args = GuidanceArguments(
+            backbone="usev-tiny",
+            data=tiny_corpus_path,
+            eval_split="none",
+            embedding_cache_dir=str(tmp_path),
+            dynamic_mixing=dynamic,
+        )
+        return build_run(
+            args, TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to="none"), log=lambda m: None
+        )[2]
 
     mixed, stored = run(True), run(False)
     assert np.array_equal(stored[2]["mixture"], stored.dataset[2]["mixture"])
@@ -170,3 +228,16 @@ def test_lip_reading_model_names_bad_input():
         model(lip_frames=torch.zeros(1, 5, 48, 48))
     with pytest.raises(ValueError, match=r"^phonemes must be distinct labels with the silence label '_' first"):
         LipReadingConfig(phonemes=["a", "_"])
+
+
+def test_lip_frontend_embeds_long_clips_in_blocks_with_the_same_result():
+    from modeling_elegance.lip_frontend import LipFrontend
+
+    torch.manual_seed(0)
+    frontend = LipFrontend(width=4, embedding_dim=16).eval()
+    clip = torch.randn(2, 23, 24, 24)
+    with torch.no_grad():
+        whole = frontend(clip)
+        frontend.inference_block_frames = 5
+        blocked = frontend(clip)
+    torch.testing.assert_close(blocked, whole, atol=1e-5, rtol=1e-5)

@@ -9,12 +9,13 @@ import os
 import pytest
 from transformers import AutoModel, AutoProcessor
 
+import pipelines  # noqa: F401  (registers the target-speech-extraction task)
 from modeling_elegance import LipReadingModel, UsevForTargetSpeechExtraction
 from processing import LipVideoProcessor
 from training.data import load_split
-from training.evaluate_model import evaluate_model
-from training.export import load_released_model
-from training.lip_pretraining import LipReadingCollator, evaluate_lip_reader
+from training.evaluation.cli import evaluate_model
+from training.pretraining.lip_reading import LipReadingCollator, evaluate_lip_reader
+from training.release.export import load_released_model
 
 PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained")
 
@@ -29,8 +30,12 @@ def test_the_shipped_lip_reader_loads_and_reads_lips_as_stated(tiny_corpus_path)
     model = AutoModel.from_pretrained(folder)
     assert isinstance(model, LipReadingModel)
     lips = LipVideoProcessor.from_pretrained(folder)
-    result = evaluate_lip_reader(model, load_split(tiny_corpus_path, "test"), LipReadingCollator(lips, model.config.phonemes))
-    assert result["frame_accuracy"] == pytest.approx(LIP_READER_TINY_FRAME_ACCURACY, abs=SCORE_TOLERANCE["frame_accuracy"])
+    result = evaluate_lip_reader(
+        model, load_split(tiny_corpus_path, "test"), LipReadingCollator(lips, model.config.phonemes)
+    )
+    assert result["frame_accuracy"] == pytest.approx(
+        LIP_READER_TINY_FRAME_ACCURACY, abs=SCORE_TOLERANCE["frame_accuracy"]
+    )
     assert result["frame_accuracy"] > result["majority_class_frame_accuracy"] + 0.1
 
 
@@ -54,6 +59,10 @@ def test_the_pipeline_runs_each_shipped_extractor(name, tiny_corpus):
     result = pipeline("target-speech-extraction", model=folder, device="cpu")(example["mixture"], lips=example["lips"])
     model = AutoModel.from_pretrained(folder).eval()
     with torch.inference_mode():
-        expected = model(**AutoProcessor.from_pretrained(folder)(audio=example["mixture"], videos=example["lips"], return_tensors="pt")).waveform[0]
+        expected = model(
+            **AutoProcessor.from_pretrained(folder)(
+                audio=example["mixture"], videos=example["lips"], return_tensors="pt"
+            )
+        ).waveform[0]
     assert result["sampling_rate"] == 16000
     torch.testing.assert_close(torch.from_numpy(result["waveform"]), expected, rtol=1e-5, atol=1e-6)

@@ -57,11 +57,23 @@ def test_int16_is_scaled():
 @pytest.mark.parametrize(
     "audio, message",
     [
-        (np.array([0.1, np.nan, 0.2], dtype=np.float32), "audio example 0 contains NaN or infinite values; clean or drop it"),
-        (np.array([0.1, np.inf], dtype=np.float32), "audio example 0 contains NaN or infinite values; clean or drop it"),
+        (
+            np.array([0.1, np.nan, 0.2], dtype=np.float32),
+            "audio example 0 contains NaN or infinite values; clean or drop it",
+        ),
+        (
+            np.array([0.1, np.inf], dtype=np.float32),
+            "audio example 0 contains NaN or infinite values; clean or drop it",
+        ),
         (np.zeros(0, dtype=np.float32), "audio example 0 is empty (0 samples)"),
-        (np.zeros((3, 4, 5), dtype=np.float32), "audio example 0 has 3 dimensions (3, 4, 5); pass one waveform (samples,) or (channels, samples) per example"),
-        (np.zeros((20, 300), dtype=np.float32), "audio example 0 has shape (20, 300); pass one waveform (samples,) or (channels, samples) per example, and a batch as a list of waveforms"),
+        (
+            np.zeros((3, 4, 5), dtype=np.float32),
+            "audio example 0 has 3 dimensions (3, 4, 5); pass one waveform (samples,) or (channels, samples) per example",
+        ),
+        (
+            np.zeros((20, 300), dtype=np.float32),
+            "audio example 0 has shape (20, 300); pass one waveform (samples,) or (channels, samples) per example, and a batch as a list of waveforms",
+        ),
     ],
 )
 def test_bad_audio_gets_a_clear_error(audio, message):
@@ -87,12 +99,30 @@ def test_lip_clips_are_resized_normalised_and_padded():
 @pytest.mark.parametrize(
     "clip, message",
     [
-        (np.zeros((64, 64), dtype=np.uint8), "lip clip 0 has shape (64, 64); pass grayscale mouth ROIs as (frames, height, width)"),
-        (np.zeros((5, 64, 64, 3), dtype=np.uint8), "lip clip 0 has shape (5, 64, 64, 3) with colour channels; convert the mouth ROI to grayscale; pass grayscale mouth ROIs as (frames, height, width)"),
-        (np.full((5, 8, 8), 200.0, dtype=np.float32), "lip clip 0 is float with values in [200, 200]; pass uint8 pixels in [0, 255] or floats scaled to [0, 1] (divide by 255)"),
-        (np.full((5, 8, 8), -0.5, dtype=np.float32), "lip clip 0 is float with values in [-0.5, -0.5]; pass uint8 pixels in [0, 255] or floats scaled to [0, 1] (divide by 255)"),
-        (np.full((5, 8, 8), 300, dtype=np.int64), "lip clip 0 has integer pixels in [300, 300]; pass 8-bit pixels in [0, 255]"),
-        (np.zeros((5, 8, 8), dtype=np.complex64), "lip clip 0 has dtype complex64; pass uint8 pixels in [0, 255] or floats in [0, 1]"),
+        (
+            np.zeros((64, 64), dtype=np.uint8),
+            "lip clip 0 has shape (64, 64); pass grayscale mouth ROIs as (frames, height, width)",
+        ),
+        (
+            np.zeros((5, 64, 64, 3), dtype=np.uint8),
+            "lip clip 0 has shape (5, 64, 64, 3) with colour channels; convert the mouth ROI to grayscale; pass grayscale mouth ROIs as (frames, height, width)",
+        ),
+        (
+            np.full((5, 8, 8), 200.0, dtype=np.float32),
+            "lip clip 0 is float with values in [200, 200]; pass uint8 pixels in [0, 255] or floats scaled to [0, 1] (divide by 255)",
+        ),
+        (
+            np.full((5, 8, 8), -0.5, dtype=np.float32),
+            "lip clip 0 is float with values in [-0.5, -0.5]; pass uint8 pixels in [0, 255] or floats scaled to [0, 1] (divide by 255)",
+        ),
+        (
+            np.full((5, 8, 8), 300, dtype=np.int64),
+            "lip clip 0 has integer pixels in [300, 300]; pass 8-bit pixels in [0, 255]",
+        ),
+        (
+            np.zeros((5, 8, 8), dtype=np.complex64),
+            "lip clip 0 has dtype complex64; pass uint8 pixels in [0, 255] or floats in [0, 1]",
+        ),
     ],
 )
 def test_bad_lip_clips_get_a_clear_error(clip, message):
@@ -101,7 +131,12 @@ def test_bad_lip_clips_get_a_clear_error(clip, message):
 
 
 def test_processor_keeps_every_mask(processor):
-    out = processor(audio=[_tone(1.0), _tone(0.4)], videos=[np.zeros((25, 32, 32), np.uint8), np.zeros((10, 32, 32), np.uint8)], text=["hello there friend", "hi"], return_tensors="pt")
+    out = processor(
+        audio=[_tone(1.0), _tone(0.4)],
+        videos=[np.zeros((25, 32, 32), np.uint8), np.zeros((10, 32, 32), np.uint8)],
+        text=["hello there friend", "hi"],
+        return_tensors="pt",
+    )
     assert out["audio_attention_mask"].shape == (2, 16000)
     assert out["video_attention_mask"].shape == (2, 25)
     # the tokenizer's mask is not overwritten by the audio mask
@@ -123,7 +158,11 @@ def test_processor_round_trip(processor, tmp_path):
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, EleganceProcessor)
-    inputs = dict(audio=_tone(1.0), videos=np.random.default_rng(0).integers(0, 255, (25, 40, 40), dtype=np.uint8), text="good morning")
+    inputs = dict(
+        audio=_tone(1.0),
+        videos=np.random.default_rng(0).integers(0, 255, (25, 40, 40), dtype=np.uint8),
+        text="good morning",
+    )
     before, after = processor(**inputs, return_tensors="np"), loaded(**inputs, return_tensors="np")
     assert before.keys() == after.keys()
     for key in before:

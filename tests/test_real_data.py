@@ -11,7 +11,9 @@ def _write_tree(root, clips):
         audio_dir, visual_dir = root / "audio" / split / speaker, root / "visual" / split / speaker
         audio_dir.mkdir(parents=True, exist_ok=True)
         visual_dir.mkdir(parents=True, exist_ok=True)
-        soundfile.write(audio_dir / f"{clip}.wav", (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32), 16000)
+        soundfile.write(
+            audio_dir / f"{clip}.wav", (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32), 16000
+        )
         np.save(visual_dir / f"{clip}.npy", rng.integers(0, 255, (int(seconds * 25), 24, 24), dtype=np.uint8))
 
 
@@ -55,7 +57,9 @@ def test_lip_embeddings_are_recognised(tree):
 
 def test_missing_files_and_bad_rows_are_named(tree):
     (tree / "bad.csv").write_text("test,test,id001,a01,0,48000\n")
-    with pytest.raises(ValueError, match="expected 'partition, \\[split, speaker, clip, dB\\] x C, min_len' with C >= 2, got 6 fields"):
+    with pytest.raises(
+        ValueError, match="expected 'partition, \\[split, speaker, clip, dB\\] x C, min_len' with C >= 2, got 6 fields"
+    ):
         read_mixture_list(str(tree / "bad.csv"))
     (tree / "missing.csv").write_text("test,test,id009,z01,0,test,id001,a01,0,16000\n")
     dataset = MixtureListDataset(str(tree / "missing.csv"), str(tree / "audio"), str(tree / "visual"))

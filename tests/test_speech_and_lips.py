@@ -30,7 +30,9 @@ def test_unknown_voice_and_empty_text_are_refused():
 
 
 def test_visemes_of_characteristic_phones():
-    opening = lambda symbol: viseme_targets(symbol)[0][0]
+    def opening(symbol):
+        return viseme_targets(symbol)[0][0]
+
     assert opening("m") == 0.0 and opening("p") == 0.0
     assert opening("ˈa") > 0.8 > opening("ə") > opening("iː")
     assert viseme_targets("uː")[0][2] == 1.0  # rounded
@@ -39,7 +41,10 @@ def test_visemes_of_characteristic_phones():
 
 def test_frame_k_shows_the_viseme_active_at_k_over_fps():
     tracks = articulation_tracks([Phone("a", 1.0, 1.4)], duration=2.0)
-    at = lambda seconds: tracks[int(round(seconds * TRACK_RATE)), 0]
+
+    def at(seconds):
+        return tracks[int(round(seconds * TRACK_RATE)), 0]
+
     assert at(1.2) > 0.85
     assert at(0.5) == pytest.approx(REST[0]) and at(1.8) == pytest.approx(REST[0])
     # coarticulation: the mouth is already opening just before the vowel
@@ -51,7 +56,9 @@ def test_impairment_spans_the_requested_ratio():
     rng = np.random.default_rng(0)
     masked, mask = impair_lips(lips, "full_mask", 0.4, rng)
     assert mask.sum() == 20 and np.all(masked[mask == 1] == 0) and np.all(masked[mask == 0] == 100)
-    low, mask = impair_lips(np.random.default_rng(1).integers(0, 255, (50, 16, 16), dtype=np.uint8), "low_resolution", 1.0, rng)
+    low, mask = impair_lips(
+        np.random.default_rng(1).integers(0, 255, (50, 16, 16), dtype=np.uint8), "low_resolution", 1.0, rng
+    )
     assert mask.sum() == 50 and np.all(low[:, :4, :4] == low[:, 0:1, 0:1])
     with pytest.raises(ValueError, match="unknown impairment 'blur'"):
         impair_lips(lips, "blur", 0.5, rng)

@@ -108,7 +108,9 @@ def test_padded_batch_gives_each_row_its_output_alone(model):
         for row, index in enumerate(rows):
             mixture, visual = case(index)
             length = mixture.shape[1]
-            assert_same_output(waveform[row : row + 1, :length], model(input_values=mixture, lip_embeds=visual).waveform)
+            assert_same_output(
+                waveform[row : row + 1, :length], model(input_values=mixture, lip_embeds=visual).waveform
+            )
             assert_same_output(waveform[row : row + 1, :length], TENSORS[f"output_{index}"])
             assert torch.equal(waveform[row, length:], torch.zeros(samples - length))
 

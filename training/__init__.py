@@ -1,9 +1,13 @@
-"""Training with LLM guidance, export of the guidance-free model, and evaluation.
+"""Training with LLM guidance, and the jobs around it, one room each.
 
-- ``train`` (``elegance-train``), ``trainer.GuidanceTrainer``, ``guided_model.GuidedModel``, ``heads/``;
-- ``pslm_pretraining`` (``elegance-pretrain-pslm``), ``export`` (``elegance-export``);
-- ``metrics``, ``metric_modules/`` (`evaluate` modules), ``evaluation`` and ``evaluate_model``
-  (``elegance-evaluate``).
+- training itself: ``train`` (``elegance-train``), ``arguments``, ``trainer.GuidanceTrainer``,
+  ``guided_model.GuidedModel``, the guidance ``heads/``, ``data`` (datasets and collators), ``dynamic_mixing``,
+  the frozen-embedding caches (``transcript_embedding_cache``, ``lip_embedding_cache``), the LLM and PSLM loaders
+  (``language_model``, ``speech_encoder``), accelerate configs (``configs/``);
+- ``pretraining/``: the lip reader and the PSLM;
+- ``evaluation/``: metrics, scoring, reports, ``elegance-evaluate``;
+- ``release/``: ``elegance-export`` and ``elegance-push``;
+- ``demo``: what ``make demo`` runs.
 
 Submodules are imported on use: ``import training`` stays light.
 """

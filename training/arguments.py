@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from .embedding_cache import DEFAULT_MAX_TEXT_TOKENS
+from .transcript_embedding_cache import DEFAULT_MAX_TEXT_TOKENS
 
 GUIDANCE_HEADS = ("output", "intermediate", "input", "cmkt")
 
@@ -38,8 +38,10 @@ class GuidanceArguments:
     )
     pslm: str | None = field(
         default=None,
-        metadata={"help": "speech encoder of output guidance, name or path (HuBERT, wav2vec2, WavLM, or a folder "
-                  "written by elegance-pretrain-pslm)"},
+        metadata={
+            "help": "speech encoder of output guidance, name or path (HuBERT, wav2vec2, WavLM, or a folder "
+            "written by elegance-pretrain-pslm)"
+        },
     )
     train_split: str = field(default="train", metadata={"help": "split of --data to train on"})
     eval_split: str | None = field(default="validation", metadata={"help": "split to evaluate on ('none' for none)"})
@@ -49,31 +51,45 @@ class GuidanceArguments:
     visual_root: str | None = field(default=None, metadata={"help": "mixture-list data: folder of the lip .npy files"})
     impair_visual: bool = field(
         default=True,
-        metadata={"help": "impair U(0, 0.8) of the training lip frames on the fly (full mask, occlusion, low "
-                  "resolution); off with --impair_visual false"},
+        metadata={
+            "help": "impair U(0, 0.8) of the training lip frames on the fly (full mask, occlusion, low "
+            "resolution); off with --impair_visual false"
+        },
     )
     impair_probability: float = field(
-        default=1.0, metadata={"help": "probability that a training example's lips are impaired (with --impair_visual)"}
+        default=0.3,
+        metadata={
+            "help": "probability that a training example's lips are impaired (with --impair_visual); 0.3 is the "
+            "recipe of docs/training-recipe.md"
+        },
     )
     config_overrides: str | None = field(
         default=None,
-        metadata={"help": "change fields of a preset's config, as transformers' run_clm does: "
-                  "'encoder_channels=256,encoder_kernel_size=40' (names and types as in the preset's config)"},
+        metadata={
+            "help": "change fields of a preset's config, as transformers' run_clm does: "
+            "'encoder_channels=256,encoder_kernel_size=40' (names and types as in the preset's config)"
+        },
     )
     lip_encoder: str | None = field(
         default=None,
-        metadata={"help": "a lip reader written by elegance-pretrain-lips: the backbone (a preset) starts from its "
-                  "encoder, whose sizes it takes"},
+        metadata={
+            "help": "a lip reader written by elegance-pretrain-lips: the backbone (a preset) starts from its "
+            "encoder, whose sizes it takes"
+        },
     )
     freeze_lip_encoder: bool = field(
         default=True,
-        metadata={"help": "with --lip_encoder: keep the pretrained encoder frozen, so that its embeddings of clean "
-                  "clips are computed once and cached (false fine-tunes it with the separator)"},
+        metadata={
+            "help": "with --lip_encoder: keep the pretrained encoder frozen, so that its embeddings of clean "
+            "clips are computed once and cached (false fine-tunes it with the separator)"
+        },
     )
     dynamic_mixing: bool | None = field(
         default=None,
-        metadata={"help": "draw a new mixture for every training example from the clean training utterances "
-                  "(default: on for a corpus folder, off for a mixture list)"},
+        metadata={
+            "help": "draw a new mixture for every training example from the clean training utterances "
+            "(default: on for a corpus folder, off for a mixture list)"
+        },
     )
     num_interferers: int = field(default=1, metadata={"help": "dynamic mixing: interferers per mixture"})
     output_weight: float = field(default=1.0, metadata={"help": "weight of the output-guidance MSE"})
@@ -96,10 +112,15 @@ class GuidanceArguments:
     llm_lora_rank: int = field(
         default=0, metadata={"help": "intermediate guidance: LoRA rank on the LLM's attention (0 keeps it frozen)"}
     )
-    max_text_tokens: int = field(default=DEFAULT_MAX_TEXT_TOKENS, metadata={"help": "transcripts are cut to this many LLM tokens"})
+    max_text_tokens: int = field(
+        default=DEFAULT_MAX_TEXT_TOKENS, metadata={"help": "transcripts are cut to this many LLM tokens"}
+    )
     embedding_cache_dir: str | None = field(
-        default=None, metadata={"help": "where frozen LLM embeddings of transcripts are cached (default: "
-                                "$ELEGANCE_CACHE or ~/.cache/elegance)"},
+        default=None,
+        metadata={
+            "help": "where frozen LLM embeddings of transcripts are cached (default: "
+            "$ELEGANCE_CACHE or ~/.cache/elegance)"
+        },
     )
     export_dir: str | None = field(
         default=None, metadata={"help": "where the guidance-free model goes (default: OUTPUT_DIR/guidance-free)"}

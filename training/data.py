@@ -16,12 +16,18 @@ import torch
 from processing.visual_impairment import IMPAIRMENT_TYPES, TRAINING_MAX_RATIO, impair_lips
 
 from .dynamic_mixing import DynamicMixer
-from .embedding_cache import DEFAULT_MAX_TEXT_TOKENS, TranscriptEmbeddings
-from .lip_embedding_cache import LipEmbeddings
 from .language_model import tokenize_transcripts
+from .lip_embedding_cache import LipEmbeddings
+from .transcript_embedding_cache import DEFAULT_MAX_TEXT_TOKENS, TranscriptEmbeddings
 
 
-def load_split(data: str, split: str, audio_root: str | None = None, visual_root: str | None = None, max_examples: int | None = None):
+def load_split(
+    data: str,
+    split: str,
+    audio_root: str | None = None,
+    visual_root: str | None = None,
+    max_examples: int | None = None,
+):
     """A map-style dataset of ``split``: from a corpus folder (``elegance-data generate``) or a mixture-list CSV
     (``partition`` = split; the CSV's ``val`` partition also answers to ``validation``)."""
     if os.path.isfile(data) and data.endswith(".csv"):
@@ -44,7 +50,11 @@ def load_split(data: str, split: str, audio_root: str | None = None, visual_root
             f"{data}`) nor a mixture-list .csv"
         )
     if max_examples is not None and max_examples < len(dataset):
-        dataset = dataset.select(range(max_examples)) if hasattr(dataset, "select") else torch.utils.data.Subset(dataset, range(max_examples))
+        dataset = (
+            dataset.select(range(max_examples))
+            if hasattr(dataset, "select")
+            else torch.utils.data.Subset(dataset, range(max_examples))
+        )
     return dataset
 
 
@@ -78,9 +88,17 @@ class GuidanceDataset(torch.utils.data.Dataset):
         max_shift: CMKT's largest shift, in tokens.
     """
 
-    def __init__(self, dataset, training: bool, seed: int = 0, impair_visual: bool = True,
-                 input_probability: float = 0.2, max_shift: int = 0, impair_probability: float = 1.0,
-                 mixer: DynamicMixer | None = None):
+    def __init__(
+        self,
+        dataset,
+        training: bool,
+        seed: int = 0,
+        impair_visual: bool = True,
+        input_probability: float = 0.2,
+        max_shift: int = 0,
+        impair_probability: float = 1.0,
+        mixer: DynamicMixer | None = None,
+    ):
         self.dataset = dataset
         self.training = training
         self.seed = seed
@@ -139,9 +157,15 @@ class GuidanceCollator:
     ``transcript_attention_mask`` for next-token prediction.
     """
 
-    def __init__(self, processor, uses_lips: bool, embeddings: TranscriptEmbeddings | None = None,
-                 tokenizer=None, max_text_tokens: int = DEFAULT_MAX_TEXT_TOKENS,
-                 lip_embeddings: LipEmbeddings | None = None):
+    def __init__(
+        self,
+        processor,
+        uses_lips: bool,
+        embeddings: TranscriptEmbeddings | None = None,
+        tokenizer=None,
+        max_text_tokens: int = DEFAULT_MAX_TEXT_TOKENS,
+        lip_embeddings: LipEmbeddings | None = None,
+    ):
         self.processor = processor
         self.uses_lips = uses_lips
         self.lip_embeddings = lip_embeddings
@@ -155,7 +179,9 @@ class GuidanceCollator:
         batch["labels"] = audio([example["target"] for example in examples], return_tensors="pt")["input_values"]
         if self.uses_lips:
             if "lip_embeds" in examples[0]:
-                lip_embeds, mask = pad_sequences([torch.as_tensor(np.asarray(e["lip_embeds"]), dtype=torch.float32) for e in examples])
+                lip_embeds, mask = pad_sequences(
+                    [torch.as_tensor(np.asarray(e["lip_embeds"]), dtype=torch.float32) for e in examples]
+                )
                 batch.update(lip_embeds=lip_embeds, video_attention_mask=mask)
             elif self.lip_embeddings is not None:
                 clips = [np.asarray(e["lips"]) for e in examples]
@@ -163,7 +189,9 @@ class GuidanceCollator:
                 lip_embeds, mask = pad_sequences(embedded)
                 batch.update(lip_embeds=lip_embeds, video_attention_mask=mask)
             else:
-                batch.update(self.processor.lip_feature_extractor([np.asarray(e["lips"]) for e in examples], return_tensors="pt"))
+                batch.update(
+                    self.processor.lip_feature_extractor([np.asarray(e["lips"]) for e in examples], return_tensors="pt")
+                )
         transcripts = [str(example.get("transcript", "")) for example in examples]
         if self.embeddings is not None:
             tokens, pooled = zip(*(self.embeddings.lookup(text) for text in transcripts))
@@ -173,5 +201,8 @@ class GuidanceCollator:
             batch["embedding_shift"] = torch.tensor([int(e["embedding_shift"]) for e in examples])
         if self.tokenizer is not None:
             tokens = tokenize_transcripts(self.tokenizer, transcripts, self.max_text_tokens)
-            batch["transcript_input_ids"], batch["transcript_attention_mask"] = tokens["input_ids"], tokens["attention_mask"]
+            batch["transcript_input_ids"], batch["transcript_attention_mask"] = (
+                tokens["input_ids"],
+                tokens["attention_mask"],
+            )
         return batch

@@ -43,7 +43,9 @@ class DynamicMixer:
         self.audio = dataset.select_columns(audio_columns) if hasattr(dataset, "select_columns") else dataset
         self.num_interferers = num_interferers
         self.sir_range_db = sir_range_db
-        column = dataset["target_speaker"] if hasattr(dataset, "column_names") else [e["target_speaker"] for e in dataset]
+        column = (
+            dataset["target_speaker"] if hasattr(dataset, "column_names") else [e["target_speaker"] for e in dataset]
+        )
         # the pool: (row, None) is a row's target, (row, k) its k-th interferer
         self.sources: list[tuple[int, int | None]] = [(row, None) for row in range(len(column))]
         self.speakers: list[str] = [str(speaker) for speaker in column]

@@ -35,7 +35,9 @@ class GuidedModel(nn.Module):
         extraction_weight: weight of the backbone's own loss.
     """
 
-    def __init__(self, backbone: nn.Module, heads: list[GuidanceHead], weights: dict[str, float], extraction_weight: float = 1.0):
+    def __init__(
+        self, backbone: nn.Module, heads: list[GuidanceHead], weights: dict[str, float], extraction_weight: float = 1.0
+    ):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict({head.name: head for head in heads})
@@ -65,7 +67,9 @@ class GuidedModel(nn.Module):
             for name in head.frozen_modules:
                 getattr(head, name).eval()  # no dropout in the frozen LLM / PSLM
         for module in self.backbone.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters()
+            ):
                 module.eval()  # a frozen batch norm (the pretrained lip encoder's) keeps its running statistics
         return self
 
@@ -77,7 +81,8 @@ class GuidedModel(nn.Module):
         frozen = self._frozen_prefixes()
         trainable = {name for name, parameter in self.named_parameters() if parameter.requires_grad}
         return {
-            name: tensor for name, tensor in self.state_dict().items()
+            name: tensor
+            for name, tensor in self.state_dict().items()
             if not name.startswith(frozen) or name in trainable
         }
 

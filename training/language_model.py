@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
-from processing.processing_elegance import default_llm_path
+from processing.default_models import default_llm_path
 
 
 def resolve_llm(name_or_path: str | None) -> str:

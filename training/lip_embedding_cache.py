@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .embedding_cache import default_cache_dir
+from .transcript_embedding_cache import default_cache_dir
 
 CACHE_VERSION = 1
 
@@ -90,7 +90,7 @@ class LipEmbeddings:
             result[index] = embedding
         return result
 
-    def load_or_compute(self, clips, cache_dir: str | None = None, log=print) -> "LipEmbeddings":
+    def load_or_compute(self, clips, cache_dir: str | None = None, log=print) -> LipEmbeddings:
         """Fill the table with the embeddings of ``clips`` (an iterable of uint8 clips), from the cache file when
         it exists, else computed and written (atomically) to it."""
         clips = [np.asarray(clip, dtype=np.uint8) for clip in clips]

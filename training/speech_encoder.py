@@ -29,7 +29,7 @@ class SpeechEncoder(nn.Module):
         return self.model.config.hidden_size
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str) -> "SpeechEncoder":
+    def from_pretrained(cls, name_or_path: str) -> SpeechEncoder:
         from transformers import AutoConfig, AutoModel
 
         try:

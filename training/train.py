@@ -20,7 +20,6 @@ from processing import EleganceProcessor
 from .arguments import GuidanceArguments
 from .data import GuidanceCollator, GuidanceDataset, lip_clips, load_split, transcripts_of
 from .dynamic_mixing import DynamicMixer
-from .embedding_cache import TranscriptEmbeddings
 from .guided_model import GuidedModel
 from .heads import CrossModalKnowledgeTransferHead, InputGuidanceHead, IntermediateGuidanceHead, OutputGuidanceHead
 from .language_model import load_causal_language_model, resolve_llm, text_encoder_width
@@ -28,13 +27,17 @@ from .lip_embedding_cache import LipEmbeddings
 from .speech_encoder import SpeechEncoder
 from .staged_folder import resolve_resume
 from .trainer import GuidanceTrainer
+from .transcript_embedding_cache import TranscriptEmbeddings
 
-# defaults of TrainingArguments that suit this package (every one can be overridden on the command line)
+# defaults of TrainingArguments that suit this package (every one can be overridden on the command line); the
+# learning rate and its schedule are the recipe chosen by the runs of docs/training-recipe.md
 TRAINING_DEFAULTS = dict(
     remove_unused_columns=False,  # the collator reads the corpus columns
     label_names=["labels"],
     report_to="none",
-    learning_rate=1e-3,
+    learning_rate=2e-3,
+    lr_scheduler_type="cosine",
+    warmup_steps=200,
     per_device_train_batch_size=4,
     per_device_eval_batch_size=4,
     logging_steps=10,
@@ -88,7 +91,9 @@ def parse_config_overrides(preset: str, text: str | None) -> dict:
         return {}
     pairs = [item.split("=", 1) for item in text.split(",")]
     if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
-        raise ValueError(f"--config_overrides {text!r}: write comma-separated name=value pairs, e.g. 'encoder_channels=256'")
+        raise ValueError(
+            f"--config_overrides {text!r}: write comma-separated name=value pairs, e.g. 'encoder_channels=256'"
+        )
     probe = preset_config(preset)
     unknown = [name for name, _ in pairs if not hasattr(probe, name)]
     if unknown:
@@ -129,9 +134,16 @@ def build_heads(args: GuidanceArguments, backbone, llm_width: int | None):
         weights["output"] = args.output_weight
     if "intermediate" in args.heads:
         language_model, _, _ = load_causal_language_model(args.llm)
-        heads.append(IntermediateGuidanceHead(language_model, channels, args.intermediate_num_heads,
-                                              args.intermediate_alpha, args.llm_lora_rank,
-                                              args.intermediate_memory_stride))
+        heads.append(
+            IntermediateGuidanceHead(
+                language_model,
+                channels,
+                args.intermediate_num_heads,
+                args.intermediate_alpha,
+                args.llm_lora_rank,
+                args.intermediate_memory_stride,
+            )
+        )
         weights["intermediate"] = args.intermediate_weight
     if "input" in args.heads:
         heads.append(InputGuidanceHead())
@@ -171,8 +183,15 @@ def build_run(args: GuidanceArguments, training_args: TrainingArguments, log=pri
             lip_embeddings.load_or_compute(clips, args.embedding_cache_dir, log=log)
     mixer = DynamicMixer(train_data, args.num_interferers) if args.dynamic_mixing else None
     draws = dict(input_probability=args.input_probability, max_shift=args.cmkt_max_shift)
-    train_dataset = GuidanceDataset(train_data, True, training_args.seed, args.impair_visual,
-                                    impair_probability=args.impair_probability, mixer=mixer, **draws)
+    train_dataset = GuidanceDataset(
+        train_data,
+        True,
+        training_args.seed,
+        args.impair_visual,
+        impair_probability=args.impair_probability,
+        mixer=mixer,
+        **draws,
+    )
     eval_dataset = None if eval_data is None else GuidanceDataset(eval_data, False, training_args.seed, **draws)
     collator = GuidanceCollator(
         processor,
@@ -211,7 +230,7 @@ def main(argv=None) -> int:
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # trainer_state.json with the log history
     if trainer.is_world_process_zero():
-        from .export import export_guidance_free
+        from .release.export import export_guidance_free
 
         export_dir = args.export_dir or os.path.join(training_args.output_dir, "guidance-free")
         export_guidance_free(training_args.output_dir, export_dir)

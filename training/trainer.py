@@ -120,7 +120,9 @@ class GuidanceTrainer(Trainer):
         if self.args.should_save:
             staged, final = os.path.join(staging_run, name), os.path.join(run_dir, name)
             if self.state.best_model_checkpoint and self.state.best_model_checkpoint.startswith(staging_run):
-                self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(self.state.best_model_checkpoint))
+                self.state.best_model_checkpoint = os.path.join(
+                    run_dir, os.path.basename(self.state.best_model_checkpoint)
+                )
                 self.state.save_to_json(os.path.join(staged, "trainer_state.json"))
             if os.path.exists(final):
                 shutil.rmtree(final)

@@ -63,7 +63,10 @@ class CrossModalKnowledgeTransferHead(GuidanceHead):
         self.output_projection = nn.Linear(attention_dim, text_dim)
 
     def forward(self, output, batch: dict) -> torch.Tensor:
-        targets, mask = batch["transcript_embeds"], batch["transcript_embeds_mask"]  # (batch, tokens, dim), (batch, tokens)
+        targets, mask = (
+            batch["transcript_embeds"],
+            batch["transcript_embeds_mask"],
+        )  # (batch, tokens, dim), (batch, tokens)
         if self.training:
             targets, mask = shift_sequence(targets, mask, batch["embedding_shift"])
         keys = self.feature_projection(output.extractor_features)  # (batch, frames, dim)

@@ -64,8 +64,15 @@ class IntermediateGuidanceHead(GuidanceHead):
     name = "intermediate"
     frozen_modules = ("language_model",)
 
-    def __init__(self, language_model: nn.Module, feature_channels: int, num_heads: int = 4, alpha: float = 0.1,
-                 lora_rank: int = 0, memory_stride: int = 1):
+    def __init__(
+        self,
+        language_model: nn.Module,
+        feature_channels: int,
+        num_heads: int = 4,
+        alpha: float = 0.1,
+        lora_rank: int = 0,
+        memory_stride: int = 1,
+    ):
         super().__init__()
         self.memory_stride = memory_stride
         width = language_model.config.hidden_size
@@ -78,7 +85,9 @@ class IntermediateGuidanceHead(GuidanceHead):
             language_model = inject_adapter_in_model(
                 LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules=LORA_TARGETS), language_model
             )
-            freeze(language_model, trainable | {name for name, _ in language_model.named_parameters() if "lora_" in name})
+            freeze(
+                language_model, trainable | {name for name, _ in language_model.named_parameters() if "lora_" in name}
+            )
         self.language_model = language_model
         self.feature_projection = nn.Linear(feature_channels, width)
         layers = find_decoder_layers(language_model)

@@ -15,8 +15,12 @@ def adapter(in_features: int, out_features: int) -> nn.Module:
     # a parameter-free batch norm at the end: every dimension has unit variance over the batch, so the two adapters
     # cannot satisfy the MSE by mapping everything to one constant (with a LayerNorm instead, the MSE fell to 0.005
     # within 100 steps of the demo and carried no signal)
-    return nn.Sequential(nn.Linear(in_features, out_features), nn.GELU(), nn.Linear(out_features, out_features),
-                         nn.BatchNorm1d(out_features, affine=False))
+    return nn.Sequential(
+        nn.Linear(in_features, out_features),
+        nn.GELU(),
+        nn.Linear(out_features, out_features),
+        nn.BatchNorm1d(out_features, affine=False),
+    )
 
 
 class OutputGuidanceHead(GuidanceHead):

@@ -1,9 +1,9 @@
-"""`evaluate` module: Wide-band PESQ (ITU-T P.862.2) at 16 kHz, per example and mean. The maths lives in `training.metrics.pesq_wideband`."""
+"""`evaluate` module: Wide-band PESQ (ITU-T P.862.2) at 16 kHz, per example and mean. The maths lives in `training.evaluation.metrics.pesq_wideband`."""
 
 import evaluate
 
-from training import metrics
-from training.metric_info import waveform_metric_info
+from training.evaluation import metrics
+from training.evaluation.metric_info import waveform_metric_info
 
 
 class Pesq(evaluate.Metric):

@@ -1,10 +1,10 @@
 """`evaluate` module: corpus word error rate (word edits over reference words, lower-cased, punctuation removed).
-The maths lives in `training.metrics.word_error_rate`."""
+The maths lives in `training.evaluation.metrics.word_error_rate`."""
 
 import datasets
 import evaluate
 
-from training import metrics
+from training.evaluation import metrics
 
 
 class Wer(evaluate.Metric):
@@ -13,7 +13,9 @@ class Wer(evaluate.Metric):
             description="Corpus word error rate after lower-casing and removing punctuation.",
             citation="",
             inputs_description="predictions, references: lists of transcripts",
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
         )
 
     def _compute(self, predictions, references):

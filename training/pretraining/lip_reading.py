@@ -29,9 +29,9 @@ from modeling_elegance import LipReadingConfig, LipReadingModel
 from modeling_elegance.configuration_lip_reading import SILENCE
 from processing import LipVideoProcessor
 
-from .data import load_split
-from .metrics import word_error_rate
-from .staged_folder import resolve_resume, staged_folder
+from ..data import load_split
+from ..evaluation.metrics import word_error_rate
+from ..staged_folder import resolve_resume, staged_folder
 
 STRESS_MARKS = "ˈˌ"  # espeak's stress marks: the lips do not show them
 
@@ -141,7 +141,9 @@ def pretrain_lips(args: LipPretrainingArguments, training_args: TrainingArgument
     train = load_split(args.data, args.train_split)
     missing = {"lips", "phoneme_timings"} - set(train.column_names)
     if missing:
-        raise ValueError(f"{args.data} has no {sorted(missing)} column(s); lip pretraining needs lip clips with phone timings")
+        raise ValueError(
+            f"{args.data} has no {sorted(missing)} column(s); lip pretraining needs lip clips with phone timings"
+        )
     phonemes = phone_vocabulary(train["phoneme_timings"])
     roi_size = int(np.asarray(train[0]["lips"]).shape[-1])
     fps = int(train[0]["fps"]) if "fps" in train.column_names else 25
@@ -160,11 +162,16 @@ def pretrain_lips(args: LipPretrainingArguments, training_args: TrainingArgument
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     evaluation = None
     if args.eval_split:
-        evaluation = {"split": args.eval_split, **evaluate_lip_reader(model, load_split(args.data, args.eval_split), collator)}
+        evaluation = {
+            "split": args.eval_split,
+            **evaluate_lip_reader(model, load_split(args.data, args.eval_split), collator),
+        }
         evaluation["steps"] = trainer.state.global_step
-        log(f"lip reading on {args.eval_split}: frame accuracy {evaluation['frame_accuracy']:.3f} (majority class "
+        log(
+            f"lip reading on {args.eval_split}: frame accuracy {evaluation['frame_accuracy']:.3f} (majority class "
             f"{evaluation['majority_class_frame_accuracy']:.3f}, chance {evaluation['chance_frame_accuracy']:.3f}), "
-            f"phone error rate {evaluation['phone_error_rate']:.3f}")
+            f"phone error rate {evaluation['phone_error_rate']:.3f}"
+        )
     final = os.path.join(training_args.output_dir, "lip-reader")
     with staged_folder(final) as staging:
         model.save_pretrained(staging)
@@ -179,12 +186,24 @@ def pretrain_lips(args: LipPretrainingArguments, training_args: TrainingArgument
 
 def main(argv=None) -> int:
     parser = HfArgumentParser((LipPretrainingArguments, TrainingArguments))
-    parser.set_defaults(max_steps=1500, learning_rate=2e-3, warmup_steps=50, lr_scheduler_type="cosine",
-                        per_device_train_batch_size=8, logging_steps=50, save_steps=500, save_total_limit=2,
-                        report_to="none", remove_unused_columns=False, dataloader_num_workers=0)
+    parser.set_defaults(
+        max_steps=1500,
+        learning_rate=2e-3,
+        warmup_steps=50,
+        lr_scheduler_type="cosine",
+        per_device_train_batch_size=8,
+        logging_steps=50,
+        save_steps=500,
+        save_total_limit=2,
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
     torch.manual_seed(training_args.seed)
-    training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    training_args.resume_from_checkpoint = resolve_resume(
+        training_args.resume_from_checkpoint, training_args.output_dir
+    )
     final, _ = pretrain_lips(args, training_args)
     print(f"lip reader written to {final}; train a backbone on it with elegance-train --lip_encoder {final}")
     return 0

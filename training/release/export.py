@@ -18,10 +18,11 @@ import torch
 
 from hub_cards import render_model_card
 from modeling_elegance import MODEL_CLASSES
+from modeling_elegance.random_inputs import random_inputs
 from processing import EleganceProcessor
 
-from .staged_folder import staged_folder
-from .trainer import TRAINING_RECORD, WEIGHTS_NAME
+from ..staged_folder import staged_folder
+from ..trainer import TRAINING_RECORD, WEIGHTS_NAME
 
 BACKBONE_PREFIX = "backbone."
 OUTPUT_RTOL, OUTPUT_ATOL = 1e-5, 1e-6
@@ -54,24 +55,20 @@ def load_trained_backbone(checkpoint: str):
     config.lip_encoder = None
     model = MODEL_CLASSES[config_class](config)
     state = safetensors.torch.load_file(os.path.join(checkpoint, WEIGHTS_NAME))
-    backbone_state = {name[len(BACKBONE_PREFIX):]: tensor for name, tensor in state.items() if name.startswith(BACKBONE_PREFIX)}
+    backbone_state = {
+        name[len(BACKBONE_PREFIX) :]: tensor for name, tensor in state.items() if name.startswith(BACKBONE_PREFIX)
+    }
     missing, unexpected = model.load_state_dict(backbone_state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{checkpoint}: backbone weights do not match its config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{checkpoint}: backbone weights do not match its config (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     return model.eval(), record
 
 
 def probe_inputs(config, seconds: float = 1.0, seed: int = 0) -> dict:
     """A fixed random input for comparing two copies of a model."""
-    generator = torch.Generator().manual_seed(seed)
-    samples = int(seconds * config.sampling_rate)
-    inputs = {"input_values": 0.1 * torch.randn(1, samples, generator=generator)}
-    frames = int(seconds * config.fps)
-    if config.lip_input == "frames":
-        inputs["lip_frames"] = torch.randn(1, frames, config.lip_roi_size, config.lip_roi_size, generator=generator)
-    elif config.lip_input == "embeddings":
-        inputs["lip_embeds"] = torch.randn(1, frames, config.lip_embedding_dim, generator=generator)
-    return inputs
+    return random_inputs(config, seconds=seconds, seed=seed, amplitude=0.1)
 
 
 def trained_steps(checkpoint: str) -> int | None:
@@ -83,7 +80,9 @@ def trained_steps(checkpoint: str) -> int | None:
         return json.load(stream).get("global_step")
 
 
-def export_guidance_free(run_or_checkpoint: str, out_dir: str, *, evaluation: dict | None = None, repo_id: str | None = None) -> str:
+def export_guidance_free(
+    run_or_checkpoint: str, out_dir: str, *, evaluation: dict | None = None, repo_id: str | None = None
+) -> str:
     """Write the guidance-free model of a run to ``out_dir`` (atomically) and return ``out_dir``.
 
     The folder holds the backbone, the processor, their code (for ``trust_remote_code``) and a model card from
@@ -95,7 +94,11 @@ def export_guidance_free(run_or_checkpoint: str, out_dir: str, *, evaluation: di
         model.save_pretrained(staging)
         EleganceProcessor.from_pretrained(checkpoint).save_pretrained(staging)
         card = render_model_card(
-            record, steps=trained_steps(checkpoint), evaluation=evaluation, repo_id=repo_id, num_parameters=model.num_parameters()
+            record,
+            steps=trained_steps(checkpoint),
+            evaluation=evaluation,
+            repo_id=repo_id,
+            num_parameters=model.num_parameters(),
         )
         card.save(os.path.join(staging, "README.md"))
         verify_export(staging, model)
@@ -138,13 +141,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="elegance-export", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_or_checkpoint", help="output_dir of elegance-train, or one of its checkpoint-N folders")
     parser.add_argument("out_dir", help="where the guidance-free model goes")
-    parser.add_argument("--evaluation", default=None, help="the JSON of elegance-evaluate, for the model card's model-index")
+    parser.add_argument(
+        "--evaluation", default=None, help="the JSON of elegance-evaluate, for the model card's model-index"
+    )
     args = parser.parse_args(argv)
     evaluation = None
     if args.evaluation is not None:
         with open(args.evaluation) as stream:
             evaluation = json.load(stream)
-    print(f"guidance-free model written to {export_guidance_free(args.run_or_checkpoint, args.out_dir, evaluation=evaluation)}")
+    print(
+        f"guidance-free model written to {export_guidance_free(args.run_or_checkpoint, args.out_dir, evaluation=evaluation)}"
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
-"""The ``target-speech-extraction`` task of ``transformers.pipeline``, registered by ``import modeling_elegance``.
+"""The ``target-speech-extraction`` task of ``transformers.pipeline``, registered by ``import pipelines``.
 
+    import pipelines
     from transformers import pipeline
     extract = pipeline("target-speech-extraction", model="org/name")   # or a local folder
     result = extract("mixture.wav", lips="lips.npy")                   # {"waveform": (samples,), "sampling_rate"}
@@ -14,13 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import Pipeline
+from transformers import AutoProcessor, Pipeline
+
+import processing  # noqa: F401  (registers EleganceProcessor with AutoProcessor)
 
 
 class TargetSpeechExtractionPipeline(Pipeline):
     """Mixture + the target speaker's lip clip -> the target speaker's waveform."""
 
-    # the processor is loaded here rather than by pipeline(): transformers only finds it once `processing` is imported
+    # the processor is loaded here rather than by pipeline(), which looks only for transformers' own processor classes
     _load_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
@@ -28,9 +31,6 @@ class TargetSpeechExtractionPipeline(Pipeline):
 
     def __init__(self, model, processor=None, **kwargs):
         if processor is None:
-            import processing  # noqa: F401  (registers EleganceProcessor with AutoProcessor; it imports this package)
-            from transformers import AutoProcessor
-
             processor = AutoProcessor.from_pretrained(model.name_or_path)
         super().__init__(model=model, processor=processor, **kwargs)
 
@@ -63,11 +63,16 @@ class TargetSpeechExtractionPipeline(Pipeline):
             )
         if not wants_lips and lips is not None:
             raise ValueError(f"{type(self.model).__name__} is audio-only (speech enhancement); call it without lips")
-        features = self.processor(audio=inputs, videos=[lips] if wants_lips else None, sampling_rate=sampling_rate, return_tensors="pt")
+        features = self.processor(
+            audio=inputs, videos=[lips] if wants_lips else None, sampling_rate=sampling_rate, return_tensors="pt"
+        )
         return {name: features[name] for name in self.processor.model_input_names if name in features}
 
     def _forward(self, model_inputs):
-        return {"waveform": self.model(**model_inputs).waveform, "samples": model_inputs["audio_attention_mask"].sum(-1)}
+        return {
+            "waveform": self.model(**model_inputs).waveform,
+            "samples": model_inputs["audio_attention_mask"].sum(-1),
+        }
 
     def postprocess(self, model_outputs):
         samples = int(model_outputs["samples"][0])

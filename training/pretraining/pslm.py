@@ -20,18 +20,31 @@ import numpy as np
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from .data import load_split
-from .staged_folder import staged_folder
+from ..data import load_split
+from ..staged_folder import staged_folder
 
 SAMPLING_RATE = 16000
 SIZES = {
     # about 0.5M parameters; narrow first convolutions keep its backward (which output guidance runs every step)
     # cheap: 62 ms for 4 x 3 s on 2 cores against 192 ms with 64 channels and layer norms throughout
-    "tiny": dict(hidden_size=128, num_hidden_layers=3, num_attention_heads=4, intermediate_size=256,
-                 conv_dim=(32, 32, 64, 64, 64, 64, 64), num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8),
-    "small": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024,
-                  conv_dim=(128, 128, 256, 256, 256, 256, 256), num_conv_pos_embeddings=64,
-                  num_conv_pos_embedding_groups=16),
+    "tiny": dict(
+        hidden_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=256,
+        conv_dim=(32, 32, 64, 64, 64, 64, 64),
+        num_conv_pos_embeddings=32,
+        num_conv_pos_embedding_groups=8,
+    ),
+    "small": dict(
+        hidden_size=256,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        conv_dim=(128, 128, 256, 256, 256, 256, 256),
+        num_conv_pos_embeddings=64,
+        num_conv_pos_embedding_groups=16,
+    ),
 }
 
 
@@ -95,7 +108,9 @@ class CleanSpeechCollator:
     def __call__(self, examples):
         audio = [np.asarray(example["target"], dtype=np.float32) for example in examples]
         batch = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, padding=True, return_tensors="pt")
-        labels = self.processor.tokenizer([str(e["transcript"]).lower() for e in examples], padding=True, return_tensors="pt")
+        labels = self.processor.tokenizer(
+            [str(e["transcript"]).lower() for e in examples], padding=True, return_tensors="pt"
+        )
         batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
         return batch
 
@@ -125,9 +140,17 @@ def pretrain_pslm(args: PslmArguments, training_args: TrainingArguments):
 
 def main(argv=None) -> int:
     parser = HfArgumentParser((PslmArguments, TrainingArguments))
-    parser.set_defaults(max_steps=600, learning_rate=1e-3, warmup_steps=50, per_device_train_batch_size=8,
-                        logging_steps=50, save_steps=200, save_total_limit=2, report_to="none",
-                        remove_unused_columns=False)
+    parser.set_defaults(
+        max_steps=600,
+        learning_rate=1e-3,
+        warmup_steps=50,
+        per_device_train_batch_size=8,
+        logging_steps=50,
+        save_steps=200,
+        save_total_limit=2,
+        report_to="none",
+        remove_unused_columns=False,
+    )
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
     torch.manual_seed(training_args.seed)
     _, final = pretrain_pslm(args, training_args)

@@ -67,7 +67,7 @@ class TranscriptEmbeddings:
         cache_dir: str | None = None,
         batch_size: int = 64,
         log=print,
-    ) -> "TranscriptEmbeddings":
+    ) -> TranscriptEmbeddings:
         texts = sorted(set(texts))
         if any(text == "" for text in texts):
             raise ValueError(
@@ -75,7 +75,12 @@ class TranscriptEmbeddings:
                 "training example (train real data without transcripts with --guidance none)"
             )
         path = resolve_llm(llm)
-        settings = {"version": CACHE_VERSION, "llm": path, "fingerprint": model_fingerprint(path), "max_tokens": max_tokens}
+        settings = {
+            "version": CACHE_VERSION,
+            "llm": path,
+            "fingerprint": model_fingerprint(path),
+            "max_tokens": max_tokens,
+        }
         key = hashlib.sha256(json.dumps({"settings": settings, "texts": texts}).encode()).hexdigest()[:24]
         cache_dir = cache_dir or default_cache_dir()
         file = os.path.join(cache_dir, f"llm-embeddings-{key}.safetensors")
@@ -96,7 +101,7 @@ class TranscriptEmbeddings:
         return embeddings
 
     @classmethod
-    def _compute(cls, texts: list[str], path: str, max_tokens: int, batch_size: int) -> "TranscriptEmbeddings":
+    def _compute(cls, texts: list[str], path: str, max_tokens: int, batch_size: int) -> TranscriptEmbeddings:
         model, tokenizer = load_text_encoder(path)
         rows, pooled = [], []
         with torch.inference_mode():

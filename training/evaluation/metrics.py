@@ -1,4 +1,4 @@
-"""Speech quality metrics as plain functions (the `evaluate` modules in ``training/metric_modules/`` wrap them).
+"""Speech quality metrics as plain functions (the `evaluate` modules in ``training/evaluation/metric_modules/`` wrap them).
 
 Waveforms are ``(batch, samples)`` tensors or arrays of equal length (``(samples,)`` is one example); every
 function returns one value per row. Conventions, the same in every function:
@@ -15,6 +15,8 @@ import re
 
 import numpy as np
 import torch
+
+from modeling_elegance.losses import scale_invariant_sdr
 
 SILENCE_ENERGY = 1e-10
 SDR_FILTER_LENGTH = 512
@@ -47,15 +49,10 @@ def _undefined(estimate: torch.Tensor, reference: torch.Tensor, scores: torch.Te
 
 
 def si_sdr(estimate, reference) -> np.ndarray:
-    """Scale-invariant SDR in dB (zero-mean signals, Le Roux et al. 2019), float64."""
+    """Scale-invariant SDR in dB (zero-mean signals, Le Roux et al. 2019), float64: the training loss's
+    :func:`~modeling_elegance.losses.scale_invariant_sdr` without its epsilon, with the conventions above."""
     estimate, reference = _pair(estimate, reference)
-    estimate = estimate - estimate.mean(-1, keepdim=True)
-    reference = reference - reference.mean(-1, keepdim=True)
-    energy = reference.pow(2).sum(-1, keepdim=True).clamp_min(SILENCE_ENERGY)
-    projection = (estimate * reference).sum(-1, keepdim=True) / energy * reference
-    noise = estimate - projection
-    scores = 10 * torch.log10(projection.pow(2).sum(-1) / noise.pow(2).sum(-1))
-    return _undefined(estimate, reference, scores).numpy()
+    return _undefined(estimate, reference, scale_invariant_sdr(estimate, reference, eps=0.0)).numpy()
 
 
 def sdr(estimate, reference, filter_length: int = SDR_FILTER_LENGTH) -> np.ndarray:
@@ -68,7 +65,9 @@ def sdr(estimate, reference, filter_length: int = SDR_FILTER_LENGTH) -> np.ndarr
     size = 1 << (samples + filter_length - 1).bit_length()
     reference_spectrum = torch.fft.rfft(unit_reference, n=size)
     autocorrelation = torch.fft.irfft(reference_spectrum.abs() ** 2, n=size)[..., :filter_length]
-    crosscorrelation = torch.fft.irfft(reference_spectrum.conj() * torch.fft.rfft(unit_estimate, n=size), n=size)[..., :filter_length]
+    crosscorrelation = torch.fft.irfft(reference_spectrum.conj() * torch.fft.rfft(unit_estimate, n=size), n=size)[
+        ..., :filter_length
+    ]
     lags = torch.arange(filter_length)
     # a silent reference has no filter to solve for (its score is NaN below): an identity keeps the solve regular
     autocorrelation[reference.pow(2).sum(-1) < SILENCE_ENERGY] = (lags == 0).to(autocorrelation.dtype)
@@ -104,7 +103,10 @@ def stoi(estimate, reference, sampling_rate: int = 16000, extended: bool = False
 
     estimate, reference = _pair(estimate, reference)
     scores = torch.tensor(
-        [pystoi_stoi(ref, est, sampling_rate, extended=extended) for est, ref in zip(estimate.numpy(), reference.numpy())],
+        [
+            pystoi_stoi(ref, est, sampling_rate, extended=extended)
+            for est, ref in zip(estimate.numpy(), reference.numpy())
+        ],
         dtype=torch.float64,
     )
     scores[reference.pow(2).sum(-1) < SILENCE_ENERGY] = math.nan
@@ -132,7 +134,9 @@ def word_error_rate(hypotheses: list[str], references: list[str]) -> float:
     """Corpus WER: total word edits over total reference words."""
     if len(hypotheses) != len(references):
         raise ValueError(f"got {len(hypotheses)} hypotheses for {len(references)} references; pass one per reference")
-    errors, words = map(sum, zip(*(word_errors(h, r) for h, r in zip(hypotheses, references)))) if references else (0, 0)
+    errors, words = (
+        map(sum, zip(*(word_errors(h, r) for h, r in zip(hypotheses, references)))) if references else (0, 0)
+    )
     if words == 0:
         raise ValueError("the references hold no words; WER is undefined")
     return errors / words
@@ -145,7 +149,11 @@ def improvement(metric, estimate, mixture, reference, **kwargs) -> np.ndarray:
 
 def summarize_metric(metric, name: str, predictions, references, **kwargs) -> dict:
     """``{name: mean over defined rows, name + "_per_example": [...]}`` (what the `evaluate` modules return)."""
-    scores = np.concatenate([metric(np.asarray(p, dtype=np.float64), np.asarray(r, dtype=np.float64), **kwargs)
-                             for p, r in zip(predictions, references)])
+    scores = np.concatenate(
+        [
+            metric(np.asarray(p, dtype=np.float64), np.asarray(r, dtype=np.float64), **kwargs)
+            for p, r in zip(predictions, references)
+        ]
+    )
     defined = scores[~np.isnan(scores)]
     return {name: float(defined.mean()) if len(defined) else math.nan, f"{name}_per_example": scores.tolist()}

@@ -1,9 +1,9 @@
-"""`evaluate` module: STOI (extended=True: ESTOI), per example and mean. The maths lives in `training.metrics.stoi`."""
+"""`evaluate` module: STOI (extended=True: ESTOI), per example and mean. The maths lives in `training.evaluation.metrics.stoi`."""
 
 import evaluate
 
-from training import metrics
-from training.metric_info import waveform_metric_info
+from training.evaluation import metrics
+from training.evaluation.metric_info import waveform_metric_info
 
 
 class Stoi(evaluate.Metric):

@@ -1,9 +1,9 @@
-"""`elegance-evaluate` (also ``python -m training.evaluate_model``): score a saved model on test scenarios.
+"""`elegance-evaluate` (also ``python -m training.evaluation.cli``): score a saved model on test scenarios.
 
     elegance-evaluate --model PATH_OR_ID --data DATASET_DIR --splits test,test_impaired --out results.json \
         [--audio_only_model PATH] [--asr PATH] [--no_perceptual] [--max_examples N]
 
-Writes ``results.json``, ``results.md`` beside it (a table per split) and, for ``test_impaired``,
+Writes ``results.json``, ``results.md`` beside it (a table per split) and, for a split of impaired lips,
 ``results_impaired.png`` (SI-SDRi against impaired ratio per impairment type).
 """
 
@@ -18,53 +18,40 @@ import sys
 import torch
 from tqdm.auto import tqdm
 
-from .data import load_split
-from .evaluation import ExtractionEvaluator, impairment_curve_png, iterate_batches, markdown_report, summarize
-from .metrics import word_error_rate
+from ..data import load_split
+from .recognition import CTCTranscriber, word_error_rates
+from .report import impairment_curve_png, markdown_report, summarize
+from .scoring import ExtractionEvaluator
 
 ALL_SPLITS = ("test", "test_impaired", "test_unseen_lang", "test_switch", "test_3mix", "test_ood")
 
 
 def load_model(name_or_path: str):
+    from transformers import AutoModel, AutoProcessor
+
     import modeling_elegance  # noqa: F401  (registers the Auto classes)
     import processing  # noqa: F401
-    from transformers import AutoModel, AutoProcessor
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return AutoModel.from_pretrained(name_or_path).to(device).eval(), AutoProcessor.from_pretrained(name_or_path)
 
 
-class CTCTranscriber:
-    """Greedy CTC transcription with any HF CTC model (wav2vec2, HuBERT; the package's PSLM)."""
-
-    def __init__(self, name_or_path: str):
-        from transformers import AutoModelForCTC, AutoProcessor
-
-        self.model = AutoModelForCTC.from_pretrained(name_or_path).eval()
-        self.processor = AutoProcessor.from_pretrained(name_or_path)
-
-    def __call__(self, waveforms) -> list[str]:
-        inputs = self.processor(list(waveforms), sampling_rate=16000, return_tensors="pt", padding=True)
-        with torch.inference_mode():
-            ids = self.model(inputs["input_values"]).logits.argmax(-1)
-        return self.processor.batch_decode(ids)
-
-
-def word_error_rates(evaluator: ExtractionEvaluator, dataset, transcriber, batch_size: int) -> dict:
-    """Corpus WER of the model's estimates and of the mixtures against the transcripts."""
-    hypotheses, mixtures, references = [], [], []
-    for rows in iterate_batches(dataset, batch_size):
-        estimates = evaluator._extract(evaluator.model, evaluator.processor, rows)
-        hypotheses += transcriber([estimate.numpy() for estimate in estimates])
-        mixtures += transcriber(rows["mixture"])
-        references += [str(text) for text in rows["transcript"]]
-    return {"model": word_error_rate(hypotheses, references), "mixture": word_error_rate(mixtures, references)}
-
-
-def evaluate_model(model_path: str, data: str, splits, out: str, audio_only_model: str | None = None,
-                   asr: str | None = None, perceptual: bool = True, max_examples: int | None = None,
-                   batch_size: int = 8, num_workers: int | None = None, audio_root=None, visual_root=None,
-                   text_informed_llm: str | None = None, embedding_cache_dir: str | None = None) -> dict:
+def evaluate_model(
+    model_path: str,
+    data: str,
+    splits,
+    out: str,
+    audio_only_model: str | None = None,
+    asr: str | None = None,
+    perceptual: bool = True,
+    max_examples: int | None = None,
+    batch_size: int = 8,
+    num_workers: int | None = None,
+    audio_root=None,
+    visual_root=None,
+    text_informed_llm: str | None = None,
+    embedding_cache_dir: str | None = None,
+) -> dict:
     """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results."""
     model, processor = load_model(model_path)
     audio_only, audio_only_processor = load_model(audio_only_model) if audio_only_model else (None, None)
@@ -73,32 +60,55 @@ def evaluate_model(model_path: str, data: str, splits, out: str, audio_only_mode
     datasets = {split: load_split(data, split, audio_root, visual_root, max_examples) for split in splits}
     text_prior = None
     if text_informed_llm is not None:
-        from .data import transcripts_of
-        from .embedding_cache import DEFAULT_MAX_TEXT_TOKENS, TranscriptEmbeddings
+        from ..data import transcripts_of
+        from ..transcript_embedding_cache import DEFAULT_MAX_TEXT_TOKENS, TranscriptEmbeddings
 
         texts = [text for dataset in datasets.values() for text in transcripts_of(dataset)]
         llm = None if text_informed_llm == "default" else text_informed_llm
-        text_prior = TranscriptEmbeddings.load_or_compute(texts, llm, DEFAULT_MAX_TEXT_TOKENS,
-                                                          cache_dir=embedding_cache_dir)
-    evaluator = ExtractionEvaluator(model, processor, audio_only, audio_only_processor, perceptual=perceptual,
-                                    batch_size=batch_size, num_workers=num_workers, text_prior=text_prior)
+        text_prior = TranscriptEmbeddings.load_or_compute(
+            texts, llm, DEFAULT_MAX_TEXT_TOKENS, cache_dir=embedding_cache_dir
+        )
+    evaluator = ExtractionEvaluator(
+        model,
+        processor,
+        audio_only,
+        audio_only_processor,
+        perceptual=perceptual,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        text_prior=text_prior,
+    )
     transcriber = CTCTranscriber(asr) if asr else None
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-    results = {"model": model_path, "data": data, "commit": commit or None, "audio_only_model": audio_only_model,
-               "asr": asr, "text_informed_llm": text_informed_llm, "splits": {}}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    ).stdout.strip()
+    results = {
+        "model": model_path,
+        "data": data,
+        "commit": commit or None,
+        "audio_only_model": audio_only_model,
+        "asr": asr,
+        "text_informed_llm": text_informed_llm,
+        "splits": {},
+    }
     for split, dataset in datasets.items():
         with tqdm(total=len(dataset), desc=split, unit="mix", disable=None) as progress:
             records = evaluator.score_examples(dataset, progress)
-        results["splits"][split] = summarize(split, records)
+        results["splits"][split] = summarize(records)
         if transcriber is not None:
             results["splits"][split]["wer"] = word_error_rates(evaluator, dataset, transcriber, batch_size)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     stem = os.path.splitext(out)[0]
     _write_atomically(out, json.dumps(results, indent=2))
     _write_atomically(stem + ".md", markdown_report(results))
-    if "test_impaired" in results["splits"]:
-        impairment_curve_png(results["splits"]["test_impaired"], stem + "_impaired.png")
+    impaired = [split for split, summary in results["splits"].items() if "si_sdri_by_impairment" in summary]
+    for split in impaired:
+        impairment_curve_png(
+            results["splits"][split], f"{stem}_impaired.png" if len(impaired) == 1 else f"{stem}_{split}_impaired.png"
+        )
     return results
 
 
@@ -121,17 +131,33 @@ def main(argv=None) -> int:
     parser.add_argument("--max_examples", type=int, default=None, help="first N examples of each split")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_workers", type=int, default=None, help="processes for PESQ/STOI (default: all cores)")
-    parser.add_argument("--text_informed_llm", default=None,
-                        help="give an input-guidance model the true transcript's embeddings by this LLM ('default': "
-                             "the offline MiniLM): text-informed extraction")
+    parser.add_argument(
+        "--text_informed_llm",
+        default=None,
+        help="give an input-guidance model the true transcript's embeddings by this LLM ('default': "
+        "the offline MiniLM): text-informed extraction",
+    )
     parser.add_argument("--embedding_cache_dir", default=None)
     parser.add_argument("--audio_root", default=None)
     parser.add_argument("--visual_root", default=None)
     args = parser.parse_args(argv)
     splits = [split.strip() for split in args.splits.split(",") if split.strip()]
-    results = evaluate_model(args.model, args.data, splits, args.out, args.audio_only_model, args.asr,
-                             not args.no_perceptual, args.max_examples, args.batch_size, args.num_workers,
-                             args.audio_root, args.visual_root, args.text_informed_llm, args.embedding_cache_dir)
+    results = evaluate_model(
+        args.model,
+        args.data,
+        splits,
+        args.out,
+        args.audio_only_model,
+        args.asr,
+        not args.no_perceptual,
+        args.max_examples,
+        args.batch_size,
+        args.num_workers,
+        args.audio_root,
+        args.visual_root,
+        args.text_informed_llm,
+        args.embedding_cache_dir,
+    )
     with open(os.path.splitext(args.out)[0] + ".md") as stream:
         print(stream.read())
     return 0 if results["splits"] else 1

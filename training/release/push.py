@@ -42,13 +42,17 @@ def verify_release(folder: str) -> None:
         raise FileNotFoundError(f"{folder} does not exist; pass a training run or a folder written by elegance-export")
     missing = [name for name in RELEASE_FILES if not os.path.isfile(os.path.join(folder, name))]
     if missing:
-        raise ValueError(f"{folder} is not a release folder: it lacks {', '.join(missing)} (write one with elegance-export)")
+        raise ValueError(
+            f"{folder} is not a release folder: it lacks {', '.join(missing)} (write one with elegance-export)"
+        )
     with open(os.path.join(folder, "config.json")) as stream:
         auto_map = json.load(stream).get("auto_map", {})
     with open(os.path.join(folder, "processor_config.json")) as stream:
         processor_class = json.load(stream).get("auto_map", {}).get("AutoProcessor")
     if "AutoModel" not in auto_map or processor_class is None:
-        raise ValueError(f"{folder} does not name its own model and processor code (auto_map); re-export it with elegance-export")
+        raise ValueError(
+            f"{folder} does not name its own model and processor code (auto_map); re-export it with elegance-export"
+        )
     code_files = {entry.split(".")[0] + ".py" for entry in [*auto_map.values(), processor_class]}
     absent = sorted(name for name in code_files if not os.path.isfile(os.path.join(folder, name)))
     if absent:
@@ -58,7 +62,9 @@ def verify_release(folder: str) -> None:
     # the folder's own code, as trust_remote_code=True loads it where this package is absent (here the package's
     # registered classes would take precedence over it)
     remote = get_class_from_dynamic_module(auto_map["AutoModel"], folder).from_pretrained(folder)
-    check_same_outputs(model, remote, f"{folder}: the output of its own code (trust_remote_code) and of this package's classes")
+    check_same_outputs(
+        model, remote, f"{folder}: the output of its own code (trust_remote_code) and of this package's classes"
+    )
     get_class_from_dynamic_module(processor_class, folder).from_pretrained(folder)
 
     card = ModelCard.load(os.path.join(folder, "README.md"))
@@ -66,10 +72,14 @@ def verify_release(folder: str) -> None:
         raise ValueError(f"{folder}/README.md lacks its library_name or pipeline_tag metadata; re-export it")
     for result in card.data.eval_results or []:
         if not isinstance(result.metric_value, (int, float)):
-            raise ValueError(f"{folder}/README.md: model-index value {result.metric_value!r} of {result.metric_type} is not a number")
+            raise ValueError(
+                f"{folder}/README.md: model-index value {result.metric_value!r} of {result.metric_type} is not a number"
+            )
 
 
-def prepare_release(source: str, out_dir: str | None = None, *, evaluation: dict | None = None, repo_id: str | None = None) -> str:
+def prepare_release(
+    source: str, out_dir: str | None = None, *, evaluation: dict | None = None, repo_id: str | None = None
+) -> str:
     """The release folder of ``source``, verified: a training run is exported into ``out_dir`` first."""
     if is_training_run(source):
         if out_dir is None:
@@ -96,10 +106,20 @@ def push_release(
         verify_release(folder)
     except ValueError as error:
         raise ValueError(f"refusing to upload {folder}: {error}") from error
-    return upload_release(folder, repo_id, private=private, revision=revision, commit_message=commit_message, token=token, endpoint=endpoint)
+    return upload_release(
+        folder,
+        repo_id,
+        private=private,
+        revision=revision,
+        commit_message=commit_message,
+        token=token,
+        endpoint=endpoint,
+    )
 
 
-def upload_release(folder: str, repo_id: str, *, private=False, revision=None, commit_message=None, token=None, endpoint=None):
+def upload_release(
+    folder: str, repo_id: str, *, private=False, revision=None, commit_message=None, token=None, endpoint=None
+):
     """Upload a folder that ``verify_release`` accepted, in one commit (create the repository and branch if needed)."""
     from huggingface_hub import HfApi
 
@@ -117,10 +137,14 @@ def upload_release(folder: str, repo_id: str, *, private=False, revision=None, c
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="elegance-push", description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", help="a training run (output_dir or checkpoint-N) or a folder written by elegance-export")
+    parser.add_argument(
+        "source", help="a training run (output_dir or checkpoint-N) or a folder written by elegance-export"
+    )
     parser.add_argument("repo_id", help="the Hub repository, ORG/NAME")
     parser.add_argument("--out", help="where a training run's export goes (default: SOURCE/release)")
-    parser.add_argument("--evaluation", help="JSON of elegance-evaluate for the card's model-index (with a training run)")
+    parser.add_argument(
+        "--evaluation", help="JSON of elegance-evaluate for the card's model-index (with a training run)"
+    )
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", help="branch to commit to (created if missing; default main)")
     parser.add_argument("--commit_message")
@@ -137,8 +161,15 @@ def main(argv=None) -> int:
     print(f"verified release folder {folder}")
     if args.dry_run:
         return 0
-    commit = upload_release(folder, args.repo_id, private=args.private, revision=args.revision,
-                            commit_message=args.commit_message, token=args.token, endpoint=args.endpoint)
+    commit = upload_release(
+        folder,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+        token=args.token,
+        endpoint=args.endpoint,
+    )
     print(f"pushed {folder} to {args.repo_id} in one commit: {commit.commit_url}")
     return 0
 

@@ -1,9 +1,9 @@
-"""`evaluate` module: Scale-invariant SDR in dB (zero-mean signals), per example and mean. The maths lives in `training.metrics.si_sdr`."""
+"""`evaluate` module: Scale-invariant SDR in dB (zero-mean signals), per example and mean. The maths lives in `training.evaluation.metrics.si_sdr`."""
 
 import evaluate
 
-from training import metrics
-from training.metric_info import waveform_metric_info
+from training.evaluation import metrics
+from training.evaluation.metric_info import waveform_metric_info
 
 
 class SiSdr(evaluate.Metric):

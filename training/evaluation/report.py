@@ -1,0 +1,161 @@
+"""Summaries of scored records: means per system, the fraction of the oracle, and each split's own breakdown
+(what the split holds: impaired lips, several languages, the target's activity), as JSON-ready dicts, Markdown tables and a PNG."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+CORE_METRICS = ("si_sdr", "si_sdri", "sdr", "sdri", "pesq", "stoi", "estoi")
+SYSTEMS = ("model", "mixture", "audio_only", "oracle")
+
+
+def _mean(values) -> float | None:
+    values = [value for value in values if value is not None and not math.isnan(value)]
+    return float(np.mean(values)) if values else None
+
+
+def summarize(records: list[dict]) -> dict:
+    """Means per system, the fraction of the oracle, and the breakdowns that what the split holds allows: SI-SDRi
+    per impairment and impaired ratio where lips are impaired, per language where there are several, and the
+    activity-aware scores where the target's activity is known."""
+    systems = [system for system in SYSTEMS if records and system in records[0]]
+    metric_names = [name for name in CORE_METRICS if name in records[0]["model"]] if records else []
+    summary = {
+        "examples": len(records),
+        "systems": {
+            system: {name: _mean(r[system].get(name) for r in records) for name in metric_names} for system in systems
+        },
+    }
+    model, oracle = summary["systems"]["model"].get("si_sdri"), summary["systems"].get("oracle", {}).get("si_sdri")
+    summary["fraction_of_oracle"] = None if model is None or not oracle else model / oracle
+    fields = [record["split_fields"] for record in records]
+    if any(row.get("impairment") not in (None, "", "none") for row in fields):
+        table = defaultdict(lambda: defaultdict(list))
+        for record, row in zip(records, fields):
+            table[row.get("impairment") or "none"][f"{float(row['impaired_ratio']):.1f}"].append(
+                record["model"]["si_sdri"]
+            )
+        summary["si_sdri_by_impairment"] = {
+            kind: {ratio: _mean(v) for ratio, v in sorted(ratios.items())} for kind, ratios in table.items()
+        }
+    if len({row.get("language") for row in fields}) > 1:
+        table = defaultdict(list)
+        for record, row in zip(records, fields):
+            table[str(row.get("language"))].append(record)
+        summary["by_language"] = {
+            language: {system: {"si_sdri": _mean(r[system]["si_sdri"] for r in rows)} for system in systems}
+            for language, rows in sorted(table.items())
+        }
+    if records and all("activity" in record for record in records):  # the split holds the target's activity
+        summary["activity_aware"] = {
+            system: {
+                name: _mean(r["activity"][system][name] for r in records)
+                for name in ("active_si_sdr", "silent_energy_db")
+            }
+            for system in systems
+        }
+    return summary
+
+
+def markdown_report(results: dict) -> str:
+    """The results as Markdown tables, one per split."""
+    lines = [
+        f"# Evaluation of `{results['model']}`",
+        "",
+        f"Data: `{results['data']}`; commit {results.get('commit', '?')}.",
+        "",
+    ]
+    for split, summary in results["splits"].items():
+        names = list(next(iter(summary["systems"].values())))
+        lines += [
+            f"## {split} ({summary['examples']} examples)",
+            "",
+            "| system | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|",
+        ]
+        for system, values in summary["systems"].items():
+            lines.append(f"| {system} | " + " | ".join(_cell(values[name]) for name in names) + " |")
+        if summary.get("fraction_of_oracle") is not None:
+            lines += ["", f"Model SI-SDRi = {100 * summary['fraction_of_oracle']:.1f}% of the oracle's."]
+        if "si_sdri_by_impairment" in summary:
+            ratios = sorted({ratio for row in summary["si_sdri_by_impairment"].values() for ratio in row})
+            lines += [
+                "",
+                "Model SI-SDRi (dB) by impairment and impaired ratio:",
+                "",
+                "| impairment | " + " | ".join(ratios) + " |",
+                "|---" * (len(ratios) + 1) + "|",
+            ]
+            for kind, row in sorted(summary["si_sdri_by_impairment"].items()):
+                lines.append(f"| {kind} | " + " | ".join(_cell(row.get(ratio)) for ratio in ratios) + " |")
+        if "by_language" in summary:
+            systems = list(summary["systems"])
+            lines += [
+                "",
+                "SI-SDRi (dB) by language:",
+                "",
+                "| language | " + " | ".join(systems) + " |",
+                "|---" * (len(systems) + 1) + "|",
+            ]
+            for language, row in summary["by_language"].items():
+                lines.append(f"| {language} | " + " | ".join(_cell(row[s]["si_sdri"]) for s in systems) + " |")
+        if "wer" in summary:
+            lines += [
+                "",
+                "WER of a CTC recogniser: "
+                + ", ".join(f"{system} {100 * wer:.1f}%" for system, wer in summary["wer"].items()),
+            ]
+        if "activity_aware" in summary:
+            lines += [
+                "",
+                "| system | SI-SDR where the target speaks (dB) | estimate energy where it is silent, vs. mixture (dB) |",
+                "|---|---|---|",
+            ]
+            for system, row in summary["activity_aware"].items():
+                lines.append(f"| {system} | {_cell(row['active_si_sdr'])} | {_cell(row['silent_energy_db'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def impairment_curve_png(summary: dict, path: str) -> str:
+    """SI-SDRi against impaired ratio, one line per impairment type, drawn with PIL."""
+    from PIL import Image, ImageDraw
+
+    curves = summary["si_sdri_by_impairment"]
+    width, height, margin = 480, 300, 48
+    values = [v for row in curves.values() for v in row.values() if v is not None]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    high = high if high > low else low + 1.0
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([margin, 10, width - 10, height - margin], outline="black")
+    colours = {"full_mask": (200, 30, 30), "occlusion": (30, 120, 200), "low_resolution": (40, 150, 60)}
+
+    def point(ratio: float, value: float):
+        x = margin + ratio * (width - 10 - margin)
+        y = height - margin - (value - low) / (high - low) * (height - margin - 20)
+        return x, y
+
+    for index, (kind, row) in enumerate(sorted(curves.items())):
+        points = [
+            point(float(ratio), value)
+            for ratio, value in sorted(row.items(), key=lambda item: float(item[0]))
+            if value is not None
+        ]
+        colour = colours.get(kind, (0, 0, 0))
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        draw.text((margin + 8, 14 + 12 * index), kind, fill=colour)
+    draw.text((margin, height - margin + 6), "impaired ratio 0 ... 1", fill="black")
+    draw.text((4, 10), f"{high:.1f}", fill="black")
+    draw.text((4, height - margin - 10), f"{low:.1f}", fill="black")
+    draw.text((4, height - 20), "SI-SDRi (dB) of the model by impairment type", fill="black")
+    image.save(path)
+    return path
