@@ -21,7 +21,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_backbones import DualPathConfig
-from .dual_path import DualPathExtractor
+from .dual_path_extractor import DualPathExtractor
 from .input_checks import check_audio, check_durations, check_lips, check_prior
 from .lip_encoder import LipEncoder
 from .losses import activity_aware_loss, negative_si_sdr_loss
