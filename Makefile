@@ -77,7 +77,7 @@ pretrained: install
 		--output_dir $(OUT)/runs/usev-tiny --max_steps 11000 $(RUN_FLAGS) --disable_tqdm true \
 		--resume_from_checkpoint last --embedding_cache_dir $(OUT)/cache
 	$(BIN)/elegance-evaluate --model $(OUT)/runs/usev-tiny/guidance-free --data $(DATA) --splits test,test_impaired \
-		--no_perceptual --out $(OUT)/runs/usev-tiny-evaluation.json
+		--no_perceptual --asr none --out $(OUT)/runs/usev-tiny-evaluation.json
 	$(BIN)/elegance-export $(OUT)/runs/usev-tiny pretrained/usev-tiny --evaluation $(OUT)/runs/usev-tiny-evaluation.json
 
 clean:

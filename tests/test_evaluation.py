@@ -151,22 +151,6 @@ def test_activity_mask_and_oracle():
     assert torch.allclose(oracle_estimate(model, target, target), reconstruction, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def saved_models(tmp_path_factory):
-    from modeling_elegance import MODEL_CLASSES, preset_config
-    from processing import EleganceProcessor
-
-    folder = tmp_path_factory.mktemp("models")
-    paths = {}
-    for name in ("usev-tiny", "usev-se-tiny"):
-        torch.manual_seed(0)
-        config = preset_config(name)
-        MODEL_CLASSES[type(config)](config).save_pretrained(folder / name)
-        EleganceProcessor.from_defaults(lip_roi_size=config.lip_roi_size).save_pretrained(folder / name)
-        paths[name] = str(folder / name)
-    return paths
-
-
 def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models, tmp_path):
     from training.evaluation.cli import ALL_SPLITS, main
 
@@ -186,6 +170,8 @@ def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models,
                 "18",
                 "--num_workers",
                 "2",
+                "--asr",
+                "none",
             ]
         )
         == 0

