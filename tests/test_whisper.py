@@ -93,7 +93,13 @@ def test_converted_logits_and_greedy_tokens_equal_ctranslate2s(ctranslate2_copy,
     view = ctranslate2.StorageView.from_array(features.numpy())
     prompt = [model.config.decoder_start_token_id, model.generation_config.no_timestamps_token_id]
     results = engine.generate(
-        view, [prompt] * 2, beam_size=1, max_length=8, suppress_blank=False, suppress_tokens=[], return_logits_vocab=True
+        view,
+        [prompt] * 2,
+        beam_size=1,
+        max_length=8,
+        suppress_blank=False,
+        suppress_tokens=[],
+        return_logits_vocab=True,
     )
     with torch.inference_mode():
         encoded = model.model.encoder(features).last_hidden_state
