@@ -73,8 +73,10 @@ def test_every_config_survives_a_save_and_load(config_class, tmp_path):
     assert {**loaded.to_dict(), "_name_or_path": ""} == {**config.to_dict(), "_name_or_path": ""}
 
 
-def test_the_config_docstring_example_runs():
-    import modeling_elegance.configuration_backbones as module
+@pytest.mark.parametrize("name", ["configuration_elegance", "configuration_backbones", "configuration_lip_reading"])
+def test_the_config_docstring_examples_run(name):
+    import importlib
 
+    module = importlib.import_module(f"modeling_elegance.{name}")
     failures, attempted = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert attempted > 0 and failures == 0
