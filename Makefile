@@ -63,22 +63,29 @@ benchmark-quality: install-dev
 	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
 	cd benchmarks && ../$(BIN)/python bench_quality.py --out ../docs/results.md
 
-# re-creates the shipped models of pretrained/ (see pretrained/README.md for the measured time): the lip reader,
-# then usev-tiny by the documented recipe on one thread, evaluated, exported with its card; resumes where it stopped
-# (the recipe itself, learning rate 2e-3 with warm-up and cosine decay and 30% of the lips impaired, is
-# elegance-train's default)
-RUN_FLAGS := --eval_strategy steps --eval_steps 1000 --save_steps 1000 --logging_steps 100
+# re-creates the shipped models of pretrained/ (see pretrained/README.md for the commands, commits and measured
+# times): the lip reader, then usev-tiny and av-mamba-tiny side by side on one thread each, each evaluated and
+# exported with its card; resumes where it stopped. The recipe itself (learning rate 2e-3 with warm-up and cosine
+# decay, 30% of the lips impaired) is elegance-train's default.
+RUN_FLAGS := --lip_encoder pretrained/lip-reader --eval_strategy steps --eval_steps 2000 --save_steps 1000 \
+	--logging_steps 100 --disable_tqdm true --resume_from_checkpoint last --embedding_cache_dir $(OUT)/cache
+USEV_TINY := --backbone usev-tiny --config_overrides encoder_channels=256 --max_steps 16000
+AV_MAMBA_TINY := --backbone av-mamba-tiny --max_steps 6500
 pretrained: install
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
 	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
 	$(BIN)/elegance-pretrain-lips --data $(DATA) --output_dir $(OUT)/lips --disable_tqdm true --resume_from_checkpoint last
 	rm -rf pretrained/lip-reader && cp -r $(OUT)/lips/lip-reader pretrained/lip-reader
-	OMP_NUM_THREADS=1 $(BIN)/elegance-train --backbone usev-tiny --data $(DATA) --lip_encoder pretrained/lip-reader \
-		--output_dir $(OUT)/runs/usev-tiny --max_steps 11000 $(RUN_FLAGS) --disable_tqdm true \
-		--resume_from_checkpoint last --embedding_cache_dir $(OUT)/cache
-	$(BIN)/elegance-evaluate --model $(OUT)/runs/usev-tiny/guidance-free --data $(DATA) --splits test,test_impaired \
-		--no_perceptual --asr none --out $(OUT)/runs/usev-tiny-evaluation.json
-	$(BIN)/elegance-export $(OUT)/runs/usev-tiny pretrained/usev-tiny --evaluation $(OUT)/runs/usev-tiny-evaluation.json
+	OMP_NUM_THREADS=1 $(BIN)/elegance-train $(USEV_TINY) --data $(DATA) --output_dir $(OUT)/runs/pretrained-usev-tiny $(RUN_FLAGS) & \
+	usev=$$!; OMP_NUM_THREADS=1 $(BIN)/elegance-train $(AV_MAMBA_TINY) --data $(DATA) \
+		--output_dir $(OUT)/runs/pretrained-av-mamba-tiny $(RUN_FLAGS) & \
+	mamba=$$!; wait $$usev && wait $$mamba
+	for name in usev-tiny av-mamba-tiny; do \
+		$(BIN)/elegance-evaluate --model $(OUT)/runs/pretrained-$$name/guidance-free --data $(DATA) --splits test,test_impaired \
+			--no_perceptual --asr none --out $(OUT)/runs/pretrained-$$name-evaluation.json && \
+		$(BIN)/elegance-export $(OUT)/runs/pretrained-$$name pretrained/$$name --evaluation $(OUT)/runs/pretrained-$$name-evaluation.json \
+		|| exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(OUT) data *.egg-info

@@ -146,6 +146,7 @@ def render_model_card(
         model_name=model_name,
         repo_id=repo_id or "PATH_OR_REPO_ID",
         backbone=guidance["backbone"],
+        config_overrides=guidance.get("config_overrides"),
         model_type=record["backbone_model_type"],
         config=config,
         strategies=strategies,

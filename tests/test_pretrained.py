@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoModel, AutoProcessor
 
 import pipelines  # noqa: F401  (registers the target-speech-extraction task)
-from modeling_elegance import LipReadingModel, UsevForTargetSpeechExtraction
+from modeling_elegance import AVMambaForTargetSpeechExtraction, LipReadingModel, UsevForTargetSpeechExtraction
 from processing import LipVideoProcessor
 from training.data import load_split
 from training.evaluation.cli import evaluate_model
@@ -21,7 +21,8 @@ PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 # stated in pretrained/README.md: the tiny corpus's test split (6 clips / mixtures), 32-pixel lips resized to 48
 LIP_READER_TINY_FRAME_ACCURACY = 0.304
-EXTRACTOR_TINY_SI_SDRI = {"usev-tiny": 4.03}
+EXTRACTOR_TINY_SI_SDRI = {"usev-tiny": 5.51, "av-mamba-tiny": 2.60}
+EXTRACTOR_CLASSES = {"usev-tiny": UsevForTargetSpeechExtraction, "av-mamba-tiny": AVMambaForTargetSpeechExtraction}
 SCORE_TOLERANCE = {"frame_accuracy": 0.02, "si_sdri_db": 0.1}
 
 
@@ -43,7 +44,7 @@ def test_the_shipped_lip_reader_loads_and_reads_lips_as_stated(tiny_corpus_path)
 def test_each_shipped_extractor_loads_cleanly_and_extracts_as_stated(name, tiny_corpus_path, tmp_path):
     folder = os.path.join(PRETRAINED, name)
     model = load_released_model(folder)  # no missing or unexpected keys, no training-only weight
-    assert isinstance(model, UsevForTargetSpeechExtraction) and model.config.lip_encoder is None
+    assert type(model) is EXTRACTOR_CLASSES[name] and model.config.lip_encoder is None
     results = evaluate_model(folder, tiny_corpus_path, ["test"], str(tmp_path / "evaluation.json"), perceptual=False)
     si_sdri = results["splits"]["test"]["systems"]["model"]["si_sdri"]
     assert si_sdri == pytest.approx(EXTRACTOR_TINY_SI_SDRI[name], abs=SCORE_TOLERANCE["si_sdri_db"])

@@ -14,34 +14,75 @@ SEQUENCE_MODELS = ("lstm", "mamba")
 
 
 class DualPathConfig(EleganceConfig):
-    r"""Sizes of a dual-path extraction backbone. Use :class:`UsevConfig` or :class:`AVMambaConfig`.
+    r"""Sizes of a dual-path extraction backbone. Use :class:`UsevConfig` or :class:`AVMambaConfig` (and their
+    audio-only ``...SEConfig``); the defaults are USEV's paper sizes.
 
     Args:
-        encoder_channels: filters of the waveform encoder (``N``).
-        encoder_kernel_size: encoder window in samples (``L``); the hop is half of it.
-        bottleneck_channels: width of the dual-path blocks (``B``).
-        num_blocks: dual-path blocks (``R``).
-        chunk_size: frames per chunk (``K``), chunks overlap by half.
-        sequence_model: ``"lstm"`` (USEV) or ``"mamba"`` (AV-Mamba), run within and across chunks.
-        hidden_size: LSTM units per direction.
-        mamba_state_size, mamba_expand, mamba_conv_kernel, mamba_time_step_rank: Mamba's ``d_state``, expansion,
-            causal convolution width and step-size rank (``ceil(bottleneck / 16)`` when None).
-        lip_input: ``"frames"`` (grayscale mouth ROI clips through the model's own lip front-end) or
-            ``"embeddings"`` (precomputed per-frame lip embeddings of ``lip_embedding_dim``).
-        lip_embedding_dim: size of a lip embedding.
-        lip_frontend_width: channels of the lip front-end's first stage (64 is ResNet-18).
-        lip_temporal_layers: BiLSTM layers over the lip front-end (0, USEV's front-end alone; 1, the lip-reading
-            encoder of ``elegance-pretrain-lips``); see :class:`~modeling_elegance.lip_encoder.LipEncoder`.
-        lip_encoder: folder of a lip-reading model (``elegance-pretrain-lips``) whose encoder weights a newly built
-            model starts from (set it with ``preset_config(..., lip_encoder=FOLDER)``, which also copies its sizes).
-            Only read when a model is built from scratch: ``from_pretrained`` never needs the folder again.
-        visual_channels, visual_hidden_channels, visual_num_blocks: the V-TCN.
-        prior_embedding_dim: width of a linguistic prior fused by gated cross-attention; None builds no fusion.
-        prior_num_heads: attention heads of that fusion.
-        loss: ``"si_sdr"`` (negative SI-SDR) or ``"activity_aware"`` (USEV's: -SDR where the target speaks, a
+        encoder_channels (`int`, *optional*, defaults to 256):
+            Filters of the waveform encoder (``N``).
+        encoder_kernel_size (`int`, *optional*, defaults to 40):
+            Encoder window in samples (``L``); the hop is half of it.
+        bottleneck_channels (`int`, *optional*, defaults to 64):
+            Width of the dual-path blocks (``B``).
+        num_blocks (`int`, *optional*, defaults to 6):
+            Dual-path blocks (``R``).
+        chunk_size (`int`, *optional*, defaults to 100):
+            Frames per chunk (``K``); chunks overlap by half.
+        sequence_model (`str`, *optional*, defaults to `"lstm"`):
+            ``"lstm"`` (USEV) or ``"mamba"`` (AV-Mamba), run within and across chunks; fixed by the subclass.
+        hidden_size (`int`, *optional*, defaults to 128):
+            LSTM units per direction.
+        mamba_state_size (`int`, *optional*, defaults to 16):
+            Mamba's ``d_state``.
+        mamba_expand (`int`, *optional*, defaults to 2):
+            Mamba's expansion factor.
+        mamba_conv_kernel (`int`, *optional*, defaults to 4):
+            Width of Mamba's causal convolution.
+        mamba_time_step_rank (`int`, *optional*):
+            Rank of Mamba's step-size projection; ``ceil(bottleneck_channels / 16)`` when None.
+        lip_input (`str`, *optional*, defaults to `"frames"`):
+            ``"frames"`` (grayscale mouth ROI clips through the model's own lip front-end), ``"embeddings"``
+            (precomputed per-frame lip embeddings of ``lip_embedding_dim``), or None for the audio-only models.
+        lip_embedding_dim (`int`, *optional*, defaults to 512):
+            Size of a lip embedding.
+        lip_frontend_width (`int`, *optional*, defaults to 64):
+            Channels of the lip front-end's first stage (64 is ResNet-18).
+        lip_temporal_layers (`int`, *optional*, defaults to 0):
+            BiLSTM layers over the lip front-end: 0 is USEV's front-end alone, 1 the lip-reading encoder of
+            ``elegance-pretrain-lips`` (see :class:`~modeling_elegance.lip_encoder.LipEncoder`).
+        lip_encoder (`str`, *optional*):
+            Folder of a lip-reading model (``elegance-pretrain-lips``) whose encoder weights a newly built model
+            starts from; set it with ``preset_config(..., lip_encoder=FOLDER)``, which also copies its sizes. Only
+            read when a model is built from scratch: ``from_pretrained`` never needs the folder again.
+        visual_channels (`int`, *optional*, defaults to 256):
+            Width of the V-TCN's residual stream.
+        visual_hidden_channels (`int`, *optional*, defaults to 512):
+            Width inside each V-TCN block.
+        visual_num_blocks (`int`, *optional*, defaults to 5):
+            V-TCN blocks.
+        prior_embedding_dim (`int`, *optional*):
+            Width of a linguistic prior fused by gated cross-attention (input guidance); None builds no fusion.
+        prior_num_heads (`int`, *optional*, defaults to 4):
+            Attention heads of that fusion; must divide ``bottleneck_channels``.
+        loss (`str`, *optional*, defaults to `"si_sdr"`):
+            ``"si_sdr"`` (negative SI-SDR) or ``"activity_aware"`` (USEV's: -SDR where the target speaks, a
             log-energy penalty of weight ``silence_penalty_weight`` where it is silent).
-        silence_penalty_weight: weight of that penalty.
-        activity_threshold_db: a 20 ms frame of the target is speech when within this many dB of its loudest frame.
+        silence_penalty_weight (`float`, *optional*, defaults to 0.005):
+            Weight of that penalty.
+        activity_threshold_db (`float`, *optional*, defaults to -40.0):
+            A 20 ms frame of the target is speech when within this many dB of its loudest frame.
+
+    Example:
+
+    ```python
+    >>> from modeling_elegance import UsevConfig, UsevForTargetSpeechExtraction
+
+    >>> config = UsevConfig(lip_input="embeddings")  # USEV's paper sizes on precomputed lip embeddings
+    >>> model = UsevForTargetSpeechExtraction(config)
+    >>> sum(p.numel() for p in model.parameters())
+    4119302
+
+    ```
     """
 
     model_type = "dual_path"
@@ -122,12 +163,19 @@ class DualPathConfig(EleganceConfig):
         return self.encoder_kernel_size // 2
 
 
+def _fixed(config_class: str, name: str, value, required, hint: str):
+    """Refuses a setting that contradicts what the config class is, instead of silently overriding it."""
+    if value != required:
+        raise ValueError(f"{config_class} has {name}={required!r}, got {name}={value!r}; {hint}")
+
+
 class UsevConfig(DualPathConfig):
     """USEV, the AV-DPRNN: dual-path BLSTM blocks. See :class:`DualPathConfig` for the arguments."""
 
     model_type = "usev"
 
     def __init__(self, sequence_model: str = "lstm", **kwargs):
+        _fixed(type(self).__name__, "sequence_model", sequence_model, "lstm", "for Mamba blocks use AVMambaConfig")
         super().__init__(sequence_model=sequence_model, **kwargs)
 
 
@@ -137,6 +185,7 @@ class AVMambaConfig(DualPathConfig):
     model_type = "av_mamba"
 
     def __init__(self, sequence_model: str = "mamba", **kwargs):
+        _fixed(type(self).__name__, "sequence_model", sequence_model, "mamba", "for BLSTM blocks use UsevConfig")
         super().__init__(sequence_model=sequence_model, **kwargs)
 
 
@@ -146,7 +195,8 @@ class UsevSEConfig(UsevConfig):
     model_type = "usev_se"
 
     def __init__(self, lip_input: str | None = None, **kwargs):
-        super().__init__(lip_input=None, **kwargs)
+        _fixed(type(self).__name__, "lip_input", lip_input, None, "it is audio-only; for lips use UsevConfig")
+        super().__init__(lip_input=lip_input, **kwargs)
 
 
 class AVMambaSEConfig(AVMambaConfig):
@@ -155,4 +205,5 @@ class AVMambaSEConfig(AVMambaConfig):
     model_type = "av_mamba_se"
 
     def __init__(self, lip_input: str | None = None, **kwargs):
-        super().__init__(lip_input=None, **kwargs)
+        _fixed(type(self).__name__, "lip_input", lip_input, None, "it is audio-only; for lips use AVMambaConfig")
+        super().__init__(lip_input=lip_input, **kwargs)

@@ -13,9 +13,22 @@ class EleganceConfig(PreTrainedConfig):
     r"""Shared input format of ELEGANCE models.
 
     Args:
-        sampling_rate: audio rate in Hz.
-        fps: lip video frame rate.
-        lip_roi_size: side of the square grayscale mouth ROI in pixels.
+        sampling_rate (`int`, *optional*, defaults to 16000):
+            Audio rate in Hz.
+        fps (`int`, *optional*, defaults to 25):
+            Lip video frame rate.
+        lip_roi_size (`int`, *optional*, defaults to 88):
+            Side of the square grayscale mouth ROI in pixels.
+
+    Example:
+
+    ```python
+    >>> from modeling_elegance import EleganceConfig
+
+    >>> EleganceConfig(lip_roi_size=48).to_dict()["lip_roi_size"]
+    48
+
+    ```
     """
 
     model_type = "elegance"

@@ -26,6 +26,7 @@ class LipReadingConfig(EleganceConfig):
     >>> config = LipReadingConfig(lip_roi_size=48, phonemes=["_", "a", "b"])
     >>> LipReadingModel(config).config.num_phonemes
     3
+
     ```
     """
 

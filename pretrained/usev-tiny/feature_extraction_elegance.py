@@ -50,7 +50,9 @@ class EleganceFeatureExtractor(SequenceFeatureExtractor):
             source_rate = self._known_rate(file_rate, sampling_rate, index)
         elif isinstance(audio, dict):
             if "array" not in audio:
-                raise ValueError(f"audio example {index} is a dict without an 'array' key; pass {{'array': ..., 'sampling_rate': ...}}")
+                raise ValueError(
+                    f"audio example {index} is a dict without an 'array' key; pass {{'array': ..., 'sampling_rate': ...}}"
+                )
             if audio.get("sampling_rate") is not None:
                 source_rate = self._known_rate(int(audio["sampling_rate"]), sampling_rate, index)
             audio = audio["array"]
@@ -60,7 +62,9 @@ class EleganceFeatureExtractor(SequenceFeatureExtractor):
         if audio.dtype == np.int16:
             audio = audio.astype(np.float32) / 32768.0
         if not np.issubdtype(audio.dtype, np.floating):
-            raise ValueError(f"audio example {index} has dtype {audio.dtype}; pass float samples in [-1, 1] or int16 PCM")
+            raise ValueError(
+                f"audio example {index} has dtype {audio.dtype}; pass float samples in [-1, 1] or int16 PCM"
+            )
         audio = audio.astype(np.float32)
         if audio.ndim == 2:
             channel_axis = int(np.argmin(audio.shape))

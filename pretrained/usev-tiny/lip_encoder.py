@@ -44,7 +44,11 @@ class LipEncoder(nn.Module):
             size = config.lip_embedding_dim
 
     def forward(self, lip_frames: torch.Tensor, frame_lengths: torch.Tensor | None = None) -> torch.Tensor:
-        # frame_lengths: (batch,) real frames of each row, None when no row is padded; padded frames must be zero
+        # frame_lengths: (batch,) real frames of each row, None when no row is padded; padded frames are zeroed
+        # before the 3-D stem so that they never reach a real frame
+        if frame_lengths is not None:
+            real = torch.arange(lip_frames.shape[1], device=lip_frames.device) < frame_lengths[:, None]
+            lip_frames = lip_frames * real[:, :, None, None].to(lip_frames.dtype)
         embeddings = self.frontend(lip_frames)
         for layer in self.temporal:
             embeddings = layer(embeddings, frame_lengths)

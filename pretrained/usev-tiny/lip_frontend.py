@@ -55,7 +55,10 @@ class LipFrontend(nn.Module):
         for stage, multiplier in enumerate((1, 2, 4, 8)):
             out_channels = width * multiplier
             stride = 1 if stage == 0 else 2
-            stages += [ResNetBasicBlock(channels, out_channels, stride=stride), ResNetBasicBlock(out_channels, out_channels, stride=1)]
+            stages += [
+                ResNetBasicBlock(channels, out_channels, stride=stride),
+                ResNetBasicBlock(out_channels, out_channels, stride=1),
+            ]
             channels = out_channels
         self.trunk = nn.Sequential(*stages)
         self.projection = nn.Identity() if channels == embedding_dim else nn.Linear(channels, embedding_dim)

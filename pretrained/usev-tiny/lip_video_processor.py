@@ -58,10 +58,14 @@ class LipVideoProcessor(FeatureExtractionMixin):
             # other integer types arrive from datasets' numpy format (which widens uint8 to int64)
             low, high = int(clip.min()), int(clip.max())
             if low < 0 or high > 255:
-                raise ValueError(f"lip clip {index} has integer pixels in [{low}, {high}]; pass 8-bit pixels in [0, 255]")
+                raise ValueError(
+                    f"lip clip {index} has integer pixels in [{low}, {high}]; pass 8-bit pixels in [0, 255]"
+                )
             return clip.astype(np.float32) / 255.0
         if not np.issubdtype(clip.dtype, np.floating):
-            raise ValueError(f"lip clip {index} has dtype {clip.dtype}; pass uint8 pixels in [0, 255] or floats in [0, 1]")
+            raise ValueError(
+                f"lip clip {index} has dtype {clip.dtype}; pass uint8 pixels in [0, 255] or floats in [0, 1]"
+            )
         if not np.all(np.isfinite(clip)):
             raise ValueError(f"lip clip {index} contains NaN or infinite values")
         low, high = float(clip.min()), float(clip.max())
@@ -76,10 +80,14 @@ class LipVideoProcessor(FeatureExtractionMixin):
         if clip.shape[1:] == (self.size, self.size):
             return clip
         frames = torch.from_numpy(clip)[:, None]
-        resized = torch.nn.functional.interpolate(frames, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        resized = torch.nn.functional.interpolate(
+            frames, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+        )
         return resized[:, 0].numpy()
 
-    def __call__(self, videos, max_frames: int | None = None, return_tensors: str | None = None, **kwargs) -> BatchFeature:
+    def __call__(
+        self, videos, max_frames: int | None = None, return_tensors: str | None = None, **kwargs
+    ) -> BatchFeature:
         """Turn one clip or a list of clips into ``lip_frames`` and ``video_attention_mask``.
 
         Args:

@@ -10,20 +10,24 @@ import torch
 EPS = 1e-8
 
 
-def scale_invariant_sdr(estimate: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def scale_invariant_sdr(
+    estimate: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, eps: float = EPS
+) -> torch.Tensor:
     r"""SI-SDR in dB of each row, ``(batch, samples) -> (batch,)``, over the samples where ``mask`` is 1.
 
-    Both signals are made zero-mean over the real samples first (Le Roux et al., 2019).
+    Both signals are made zero-mean over the real samples first (Le Roux et al., 2019). Computed in float32, or in
+    float64 when an input is float64. ``eps`` keeps the training loss finite; the evaluation metric passes 0.
     """
-    estimate, target = estimate.float(), target.float()
+    dtype = torch.promote_types(torch.promote_types(estimate.dtype, target.dtype), torch.float32)
+    estimate, target = estimate.to(dtype), target.to(dtype)
     mask = torch.ones_like(target) if mask is None else mask.to(target.dtype)
     count = mask.sum(-1, keepdim=True).clamp_min(1.0)
     estimate = (estimate - (estimate * mask).sum(-1, keepdim=True) / count) * mask
     target = (target - (target * mask).sum(-1, keepdim=True) / count) * mask
-    scale = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + EPS)
+    scale = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + eps)
     projection = scale * target
     noise = estimate - projection
-    return 10 * torch.log10(projection.pow(2).sum(-1) / (noise.pow(2).sum(-1) + EPS) + EPS)
+    return 10 * torch.log10(projection.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps) + eps)
 
 
 def negative_si_sdr_loss(estimate, target, mask=None) -> torch.Tensor:
@@ -31,7 +35,9 @@ def negative_si_sdr_loss(estimate, target, mask=None) -> torch.Tensor:
     return -scale_invariant_sdr(estimate, target, mask).mean()
 
 
-def target_activity(target: torch.Tensor, mask: torch.Tensor | None, *, frame_length: int, threshold_db: float) -> torch.Tensor:
+def target_activity(
+    target: torch.Tensor, mask: torch.Tensor | None, *, frame_length: int, threshold_db: float
+) -> torch.Tensor:
     r"""``(batch, samples)`` 1 where the target speaks: the samples of frames of ``frame_length`` whose energy is
     within ``threshold_db`` of the loudest frame of the row (a silent row has no active sample)."""
     samples = target.shape[-1]

@@ -21,16 +21,14 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_backbones import DualPathConfig
-from .dual_path import DualPathExtractor
+from .dual_path_extractor import DualPathExtractor
+from .input_checks import check_audio, check_durations, check_lips, check_prior
 from .lip_encoder import LipEncoder
 from .losses import activity_aware_loss, negative_si_sdr_loss
 from .normalization import GlobalLayerNorm, apply_mask
 from .sequence_models import MambaMixer
 from .visual_tcn import VisualTCN
 from .waveform_codec import WaveformDecoder, WaveformEncoder
-
-# a lip video may be this much shorter or longer than the audio (frame rounding, codec padding) before it is refused
-DURATION_TOLERANCE_S = 0.25
 
 
 @dataclass
@@ -69,7 +67,8 @@ def length_mask(lengths: torch.Tensor | None, size: int) -> torch.Tensor | None:
 
 class DualPathPreTrainedModel(PreTrainedModel):
     config_class = DualPathConfig
-    base_model_prefix = "dual_path"
+    # the models are flat (encoder, extractor, decoder at the top level): no base-model attribute to name
+    base_model_prefix = ""
     main_input_name = "input_values"
     supports_gradient_checkpointing = True
     # the loss is a mean over the batch: Trainer must not rescale it by the number of items
@@ -88,59 +87,52 @@ class DualPathPreTrainedModel(PreTrainedModel):
         elif hasattr(module, "reset_parameters") and type(module).__module__.startswith("torch.nn"):
             module.reset_parameters()  # PyTorch's defaults, guarded by transformers against loaded weights
 
-    def _check_audio(self, input_values: torch.Tensor, labels: torch.Tensor | None, sampling_rate: int | None):
-        expected = self.config.sampling_rate
-        if sampling_rate is not None and sampling_rate != expected:
-            raise ValueError(
-                f"audio is {sampling_rate} Hz, the model expects {expected} Hz; resample it first, e.g. with "
-                f"EleganceProcessor(...)(audio=..., sampling_rate={sampling_rate}), which resamples to {expected} Hz"
-            )
-        if not isinstance(input_values, torch.Tensor) or input_values.dim() != 2:
-            shape = tuple(input_values.shape) if isinstance(input_values, torch.Tensor) else type(input_values).__name__
-            raise ValueError(
-                f"input_values has shape {shape}; expected (batch, samples) of mono audio at {expected} Hz "
-                f"(add a batch dimension with input_values[None], average stereo channels)"
-            )
-        window = self.config.encoder_kernel_size
-        if input_values.shape[-1] < window:
-            raise ValueError(
-                f"input_values has {input_values.shape[-1]} samples, fewer than one encoder window of {window} samples "
-                f"({1000 * window / expected:g} ms at {expected} Hz); pass at least {window} samples"
-            )
-        if labels is not None and labels.shape != input_values.shape:
-            raise ValueError(
-                f"labels have shape {tuple(labels.shape)} but input_values {tuple(input_values.shape)}; the target "
-                f"waveform must be aligned sample by sample with the mixture"
-            )
-
-    def _separate(
+    def separate(
         self,
         input_values: torch.Tensor,
-        audio_attention_mask: torch.Tensor | None,
-        labels: torch.Tensor | None,
-        cue: torch.Tensor | None,
-        prior_embeds: torch.Tensor | None,
-        prior_attention_mask: torch.Tensor | None,
+        audio_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        cue: torch.Tensor | None = None,
+        prior_embeds: torch.Tensor | None = None,
+        prior_attention_mask: torch.Tensor | None = None,
     ) -> SpeechExtractionOutput:
-        """Encode, extract (with the cue aligned to the encoder frames), decode, and score against ``labels``."""
+        """Encode, extract a mask (with the cue already aligned to the encoder frames), apply it, decode, and score
+        against ``labels``: what both models run once their inputs are checked.
+
+        Args:
+            input_values: ``(batch, samples)`` mixture; audio_attention_mask: ``(batch, samples)``.
+            cue: ``(batch, cue channels, frames)`` visual cue at the encoder frames, or None (audio-only).
+        """
         batch, samples = input_values.shape
         sample_lengths = padded_lengths(audio_attention_mask, input_values.device)
         sample_mask = length_mask(sample_lengths, samples)
-        mixture = self.encoder(apply_mask(input_values, sample_mask))
         frame_lengths = None if sample_lengths is None else self.encoder.num_frames(sample_lengths)
-        prior_embeds, prior_attention_mask = self._check_prior(prior_embeds, prior_attention_mask, batch, mixture)
-        mask, features = self.extractor(mixture, frame_lengths, cue, prior_embeds, prior_attention_mask)
+        mixture = self.encode(input_values, sample_mask)
         frame_mask = length_mask(frame_lengths, mixture.shape[-1])
-        encoded_estimate = apply_mask(mixture * mask, None if frame_mask is None else frame_mask[:, None])
-        waveform = apply_mask(self.decoder(encoded_estimate, samples), sample_mask)
-        loss = None
-        if labels is not None:
-            loss = self._loss(waveform, apply_mask(labels, sample_mask), sample_mask)
+        prior_embeds, prior_attention_mask = check_prior(self, prior_embeds, prior_attention_mask, batch, mixture)
+        mask, features = self.extractor(mixture, frame_lengths, cue, prior_embeds, prior_attention_mask)
+        encoded_estimate = self.mask_mixture(mixture, mask, frame_mask)
+        waveform = self.decode(encoded_estimate, samples, sample_mask)
+        loss = None if labels is None else self._loss(waveform, apply_mask(labels, sample_mask), sample_mask)
         if frame_mask is None:
             frame_mask = torch.ones(batch, mixture.shape[-1], dtype=torch.long, device=mixture.device)
         return SpeechExtractionOutput(
             loss=loss, waveform=waveform, extractor_features=features, extractor_attention_mask=frame_mask.long()
         )
+
+    def encode(self, input_values: torch.Tensor, sample_mask: torch.Tensor | None) -> torch.Tensor:
+        """``(batch, samples)`` -> ``(batch, encoder_channels, frames)``, padding zeroed first."""
+        return self.encoder(apply_mask(input_values, sample_mask))
+
+    @staticmethod
+    def mask_mixture(mixture: torch.Tensor, mask: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        """The target's encoding: ``mixture * mask``, both ``(batch, encoder_channels, frames)``, zero past each row's
+        frames."""
+        return apply_mask(mixture * mask, None if frame_mask is None else frame_mask[:, None])
+
+    def decode(self, encoded: torch.Tensor, samples: int, sample_mask: torch.Tensor | None) -> torch.Tensor:
+        """``(batch, encoder_channels, frames)`` -> ``(batch, samples)``, zero past each row's samples."""
+        return apply_mask(self.decoder(encoded, samples), sample_mask)
 
     def _loss(self, estimate, target, mask):
         if self.config.loss == "activity_aware":
@@ -153,36 +145,6 @@ class DualPathPreTrainedModel(PreTrainedModel):
                 silence_weight=self.config.silence_penalty_weight,
             )
         return negative_si_sdr_loss(estimate, target, mask)
-
-    def _check_prior(self, prior_embeds, prior_attention_mask, batch, mixture):
-        dim = self.config.prior_embedding_dim
-        if dim is None:
-            if prior_embeds is not None:
-                raise ValueError(
-                    "prior_embeds were given but this model has no linguistic prior fusion "
-                    "(config.prior_embedding_dim is None); build it with prior_embedding_dim=<prior width> to use one"
-                )
-            return None, None
-        if prior_embeds is None:
-            # no prior at inference: zeros stand in, as in training with text dropout
-            return mixture.new_zeros(batch, 1, dim), None
-        if prior_embeds.dim() != 3 or prior_embeds.shape[0] != batch or prior_embeds.shape[-1] != dim:
-            raise ValueError(
-                f"prior_embeds has shape {tuple(prior_embeds.shape)}; expected (batch={batch}, tokens, {dim})"
-            )
-        if prior_attention_mask is not None:
-            if prior_attention_mask.shape != prior_embeds.shape[:2]:
-                raise ValueError(
-                    f"prior_attention_mask has shape {tuple(prior_attention_mask.shape)}; expected "
-                    f"{tuple(prior_embeds.shape[:2])}, one entry per prior token"
-                )
-            empty = (prior_attention_mask.sum(-1) == 0).nonzero().flatten().tolist()
-            if empty:
-                raise ValueError(
-                    f"prior_attention_mask marks no token as real in row(s) {empty}; pass prior_embeds=None for "
-                    f"rows without a prior (zeros stand in) or keep at least one token"
-                )
-        return prior_embeds.to(mixture.dtype), prior_attention_mask
 
     def _build_codec_and_extractor(self, config: DualPathConfig, cue_channels: int):
         self.encoder = WaveformEncoder(config.encoder_channels, kernel_size=config.encoder_kernel_size)
@@ -198,7 +160,6 @@ class DualPathVisualEncoder(nn.Module):
 
     def __init__(self, config: DualPathConfig):
         super().__init__()
-        self.config = config
         self.lip_encoder = LipEncoder(config) if config.lip_input == "frames" else None
         self.tcn = VisualTCN(
             config.lip_embedding_dim,
@@ -207,26 +168,17 @@ class DualPathVisualEncoder(nn.Module):
             num_blocks=config.visual_num_blocks,
         )
 
-    def embed_lips(self, lip_frames: torch.Tensor, video_lengths: torch.Tensor | None) -> torch.Tensor:
-        """``(batch, frames, size, size)`` -> ``(batch, frames, lip_embedding_dim)``; padded frames are zeroed
-        before the 3-D stem so that they never reach a real frame (``video_lengths`` None: no padding)."""
-        mask = length_mask(video_lengths, lip_frames.shape[1])
-        return self.lip_encoder(apply_mask(lip_frames, None if mask is None else mask[:, :, None, None]), video_lengths)
-
     def forward(self, lip_frames, lip_embeds, video_lengths: torch.Tensor | None) -> torch.Tensor:
+        # video_lengths: (batch,) real video frames, None when no row is padded
         if lip_embeds is None:
-            lip_embeds = self.embed_lips(lip_frames, video_lengths)
+            lip_embeds = self.lip_encoder(lip_frames, video_lengths)
         mask = length_mask(video_lengths, lip_embeds.shape[1])
         return self.tcn(lip_embeds, None if mask is None else mask[:, None, :])
 
-    def load_lip_encoder(self, folder: str):
-        """Copy the encoder weights of a lip-reading model (``elegance-pretrain-lips``) into the lip encoder."""
-        from .modeling_lip_reading import load_lip_encoder_state_dict
 
-        self.lip_encoder.load_state_dict(load_lip_encoder_state_dict(folder, self.config))
-
-
-def align_to_frames(cue: torch.Tensor, video_lengths: torch.Tensor | None, frame_lengths: torch.Tensor | None, frames: int) -> torch.Tensor:
+def align_to_frames(
+    cue: torch.Tensor, video_lengths: torch.Tensor | None, frame_lengths: torch.Tensor | None, frames: int
+) -> torch.Tensor:
     r"""Stretches the visual cue to the encoder frames by linear interpolation: ``(b, c, video frames) -> (b, c, frames)``.
 
     Row ``i``'s ``video_lengths[i]`` real video frames are stretched over its ``frame_lengths[i]`` real encoder frames
@@ -239,7 +191,9 @@ def align_to_frames(cue: torch.Tensor, video_lengths: torch.Tensor | None, frame
     sources = cue.new_full((batch,), video_frames) if video_lengths is None else video_lengths.to(cue.dtype)
     targets = cue.new_full((batch,), frames) if frame_lengths is None else frame_lengths.to(cue.dtype)
     # half-pixel centres, as F.interpolate with align_corners=False
-    position = ((torch.arange(frames, device=cue.device, dtype=cue.dtype)[None, :] + 0.5) * (sources / targets)[:, None] - 0.5).clamp_min(0)
+    position = (
+        (torch.arange(frames, device=cue.device, dtype=cue.dtype)[None, :] + 0.5) * (sources / targets)[:, None] - 0.5
+    ).clamp_min(0)
     low = position.floor().long()
     last = (sources.long() - 1)[:, None]
     low = torch.minimum(low, last)
@@ -267,7 +221,9 @@ class DualPathForTargetSpeechExtraction(DualPathPreTrainedModel):
         # a model built from scratch starts from the pretrained lip encoder; from_pretrained builds on the meta
         # device and then loads the saved weights, which already hold it
         if config.lip_encoder is not None and self.visual_encoder.tcn.project.weight.device.type != "meta":
-            self.visual_encoder.load_lip_encoder(config.lip_encoder)
+            from .modeling_lip_reading import load_lip_encoder_state_dict
+
+            self.visual_encoder.lip_encoder.load_state_dict(load_lip_encoder_state_dict(config.lip_encoder, config))
 
     def forward(
         self,
@@ -296,63 +252,17 @@ class DualPathForTargetSpeechExtraction(DualPathPreTrainedModel):
             prior_attention_mask: ``(batch, tokens)``, 1 on real prior tokens.
             sampling_rate: rate of ``input_values``, checked against the model's when given.
         """
-        self._check_audio(input_values, labels, sampling_rate)
-        lip_frames, lip_embeds = self._check_lips(input_values, lip_frames, lip_embeds)
+        check_audio(self, input_values, labels, sampling_rate)
+        lip_frames, lip_embeds = check_lips(self, input_values, lip_frames, lip_embeds)
         lips = lip_frames if lip_frames is not None else lip_embeds
         video_lengths = padded_lengths(video_attention_mask, lips.device)
-        self._check_durations(input_values, audio_attention_mask, video_lengths, lips.shape[1])
+        check_durations(self, input_values, audio_attention_mask, video_lengths, lips.shape[1])
         cue = self.visual_encoder(lip_frames, lip_embeds, video_lengths)
         sample_lengths = padded_lengths(audio_attention_mask, input_values.device)
         frame_lengths = None if sample_lengths is None else self.encoder.num_frames(sample_lengths)
         cue = align_to_frames(cue, video_lengths, frame_lengths, self.encoder.num_frames(input_values.shape[-1]))
-        output = self._separate(input_values, audio_attention_mask, labels, cue, prior_embeds, prior_attention_mask)
+        output = self.separate(input_values, audio_attention_mask, labels, cue, prior_embeds, prior_attention_mask)
         return output if return_dict is not False else output.to_tuple()
-
-    def _check_lips(self, input_values, lip_frames, lip_embeds):
-        config = self.config
-        if (lip_frames is None) == (lip_embeds is None):
-            given = "both lip_frames and lip_embeds" if lip_frames is not None else "neither lip_frames nor lip_embeds"
-            raise ValueError(
-                f"{type(self).__name__} takes exactly one lip input, got {given}; pass lip_frames "
-                f"(batch, frames, {config.lip_roi_size}, {config.lip_roi_size}) or lip_embeds "
-                f"(batch, frames, {config.lip_embedding_dim})"
-            )
-        batch = input_values.shape[0]
-        if lip_frames is not None:
-            if self.visual_encoder.lip_encoder is None:
-                raise ValueError(
-                    "this model was built for precomputed lip embeddings (lip_input='embeddings') and has no lip "
-                    "front-end; pass lip_embeds, or build the model with lip_input='frames' to feed mouth ROI clips"
-                )
-            size = config.lip_roi_size
-            if lip_frames.dim() == 5 and lip_frames.shape[2] == 1:
-                raise ValueError(
-                    f"lip_frames has shape {tuple(lip_frames.shape)} with a channel axis; pass grayscale clips as "
-                    f"(batch, frames, {size}, {size}) (squeeze axis 2)"
-                )
-            if lip_frames.dim() != 4 or lip_frames.shape[0] != batch or tuple(lip_frames.shape[2:]) != (size, size):
-                raise ValueError(
-                    f"lip_frames has shape {tuple(lip_frames.shape)}; expected (batch={batch}, frames, {size}, {size}) "
-                    f"grayscale mouth ROIs (the EleganceProcessor resizes clips to lip_roi_size={size})"
-                )
-            return lip_frames.to(input_values.dtype), None
-        dim = config.lip_embedding_dim
-        if lip_embeds.dim() != 3 or lip_embeds.shape[0] != batch or lip_embeds.shape[-1] != dim:
-            raise ValueError(f"lip_embeds has shape {tuple(lip_embeds.shape)}; expected (batch={batch}, frames, {dim})")
-        return None, lip_embeds.to(input_values.dtype)
-
-    def _check_durations(self, input_values, audio_attention_mask, video_lengths, video_frames):
-        batch, samples = input_values.shape
-        sample_lengths = [samples] * batch if audio_attention_mask is None else audio_attention_mask.sum(-1).tolist()
-        frame_lengths = [video_frames] * batch if video_lengths is None else video_lengths.tolist()
-        rate, fps = self.config.sampling_rate, self.config.fps
-        for row, (audio, video) in enumerate(zip(sample_lengths, frame_lengths)):
-            if abs(audio / rate - video / fps) > DURATION_TOLERANCE_S:
-                raise ValueError(
-                    f"row {row}: the lip video lasts {video / fps:.2f} s ({int(video)} frames at {fps} fps) but the "
-                    f"audio lasts {audio / rate:.2f} s ({int(audio)} samples at {rate} Hz); pass the lip frames of "
-                    f"the same span as the audio, at {fps} fps"
-                )
 
 
 class DualPathForSpeechEnhancement(DualPathPreTrainedModel):
@@ -382,6 +292,6 @@ class DualPathForSpeechEnhancement(DualPathPreTrainedModel):
                 f"{type(self).__name__} is audio-only and takes no lip_frames or lip_embeds; use the "
                 f"...ForTargetSpeechExtraction model for audio-visual extraction"
             )
-        self._check_audio(input_values, labels, sampling_rate)
-        output = self._separate(input_values, audio_attention_mask, labels, None, prior_embeds, prior_attention_mask)
+        check_audio(self, input_values, labels, sampling_rate)
+        output = self.separate(input_values, audio_attention_mask, labels, None, prior_embeds, prior_attention_mask)
         return output if return_dict is not False else output.to_tuple()

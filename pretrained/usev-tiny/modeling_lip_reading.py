@@ -18,7 +18,6 @@ from transformers.utils import ModelOutput
 from .configuration_lip_reading import LipReadingConfig
 from .lip_encoder import LipEncoder
 from .modeling_dual_path import DualPathPreTrainedModel, length_mask, padded_lengths
-from .normalization import apply_mask
 
 
 @dataclass
@@ -73,7 +72,7 @@ class LipReadingModel(LipReadingPreTrainedModel):
             )
         lengths = padded_lengths(video_attention_mask, lip_frames.device)
         mask = length_mask(lengths, lip_frames.shape[1])
-        embeddings = self.encoder(apply_mask(lip_frames, None if mask is None else mask[:, :, None, None]), lengths)
+        embeddings = self.encoder(lip_frames, lengths)
         logits = self.classifier(embeddings)
         loss = None
         if labels is not None:
@@ -93,6 +92,7 @@ LIP_ENCODER_FIELDS = ("lip_frontend_width", "lip_embedding_dim", "lip_temporal_l
 
 def lip_encoder_config_overrides(folder: str) -> dict:
     """The backbone config fields that make its lip encoder the one saved in ``folder`` (a lip-reading model)."""
+    import json
     import os
 
     if not os.path.isfile(os.path.join(folder, "config.json")):
@@ -100,9 +100,11 @@ def lip_encoder_config_overrides(folder: str) -> dict:
             f"lip_encoder={folder!r} is not a saved lip-reading model (no config.json); make one with "
             f"`elegance-pretrain-lips --data DATA --output_dir DIR` and pass DIR/lip-reader"
         )
+    with open(os.path.join(folder, "config.json")) as stream:
+        model_type = json.load(stream).get("model_type")
+    if model_type != LipReadingConfig.model_type:
+        raise ValueError(f"{folder} holds a {model_type!r} model, not a lip-reading model (elegance-pretrain-lips)")
     config = LipReadingConfig.from_pretrained(folder)
-    if config.model_type != LipReadingConfig.model_type:
-        raise ValueError(f"{folder} holds a {config.model_type!r} model, not a lip-reading model (elegance-pretrain-lips)")
     return {name: getattr(config, name) for name in LIP_ENCODER_FIELDS} | {"lip_input": "frames", "lip_encoder": folder}
 
 
@@ -114,12 +116,18 @@ def load_lip_encoder_state_dict(folder: str, config) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     saved = lip_encoder_config_overrides(folder)
-    different = {name: (getattr(config, name), saved[name]) for name in LIP_ENCODER_FIELDS if getattr(config, name) != saved[name]}
+    different = {
+        name: (getattr(config, name), saved[name])
+        for name in LIP_ENCODER_FIELDS
+        if getattr(config, name) != saved[name]
+    }
     if different:
-        listing = ", ".join(f"{name}={mine} (the lip reader has {theirs})" for name, (mine, theirs) in different.items())
+        listing = ", ".join(
+            f"{name}={mine} (the lip reader has {theirs})" for name, (mine, theirs) in different.items()
+        )
         raise ValueError(
             f"the model's lip encoder does not match the lip reader in {folder}: {listing}; build the config with "
             f"preset_config(..., lip_encoder={folder!r}), which copies its sizes"
         )
     weights = load_file(os.path.join(folder, "model.safetensors"))
-    return {name[len("encoder."):]: tensor for name, tensor in weights.items() if name.startswith("encoder.")}
+    return {name[len("encoder.") :]: tensor for name, tensor in weights.items() if name.startswith("encoder.")}

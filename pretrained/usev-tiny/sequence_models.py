@@ -72,7 +72,9 @@ class MambaMixer(nn.Module):
         init.ones_(self.D)
         std = self.time_step_rank**-0.5
         init.uniform_(self.dt_proj.weight, -std, std)
-        time_step = torch.exp(torch.rand(inner) * (math.log(time_step_max) - math.log(time_step_min)) + math.log(time_step_min))
+        time_step = torch.exp(
+            torch.rand(inner) * (math.log(time_step_max) - math.log(time_step_min)) + math.log(time_step_min)
+        )
         init.copy_(self.dt_proj.bias, time_step + torch.log(-torch.expm1(-time_step)))  # inverse softplus
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

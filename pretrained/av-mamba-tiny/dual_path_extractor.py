@@ -72,12 +72,16 @@ class DualPathBlock(GradientCheckpointingLayer):
         self.inter_projection = nn.Linear(self.inter_model.output_size, channels)
         self.inter_norm = GlobalLayerNorm(channels)
 
-    def forward(self, x: torch.Tensor, chunk_mask: torch.Tensor | None, chunk_lengths: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, chunk_mask: torch.Tensor | None, chunk_lengths: torch.Tensor | None
+    ) -> torch.Tensor:
         batch, _, chunk_size, _ = x.shape
         intra = self.intra_projection(self.intra_model(rearrange(x, "b c k s -> (b s) k c").contiguous()))
         x = x + self.intra_norm(rearrange(intra, "(b s) k c -> b c k s", b=batch), chunk_mask)
         inter_lengths = None if chunk_lengths is None else chunk_lengths.repeat_interleave(chunk_size)
-        inter = self.inter_projection(self.inter_model(rearrange(x, "b c k s -> (b k) s c").contiguous(), inter_lengths))
+        inter = self.inter_projection(
+            self.inter_model(rearrange(x, "b c k s -> (b k) s c").contiguous(), inter_lengths)
+        )
         return x + self.inter_norm(rearrange(inter, "(b k) s c -> b c k s", b=batch), chunk_mask)
 
 
