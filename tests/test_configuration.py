@@ -80,3 +80,40 @@ def test_the_config_docstring_examples_run(name):
     module = importlib.import_module(f"modeling_elegance.{name}")
     failures, attempted = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert attempted > 0 and failures == 0
+
+
+def test_config_overrides_change_a_presets_fields_with_their_types():
+    from training.arguments import GuidanceArguments
+    from training.train import build_backbone, parse_config_overrides
+
+    assert parse_config_overrides("usev-tiny", "encoder_channels=256,loss=activity_aware") == {
+        "encoder_channels": 256,
+        "loss": "activity_aware",
+    }
+    assert parse_config_overrides("usev-tiny", None) == {}
+    args = GuidanceArguments(backbone="usev-tiny", data="unused", config_overrides="encoder_channels=96")
+    assert build_backbone(args, llm_width=None).encoder.conv.out_channels == 96
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("encoder_chanels=3", r"--config_overrides: usev-tiny has no config field encoder_chanels"),
+        ("encoder_channels", r"write comma-separated name=value pairs, e.g. 'encoder_channels=256'"),
+        ("encoder_channels=many", r"--config_overrides: encoder_channels must be of type int, got 'many'"),
+    ],
+)
+def test_config_overrides_errors_name_the_problem(text, message):
+    from training.train import parse_config_overrides
+
+    with pytest.raises(ValueError, match=message):
+        parse_config_overrides("usev-tiny", text)
+
+
+def test_config_overrides_are_refused_for_a_saved_model(tmp_path):
+    from training.arguments import GuidanceArguments
+    from training.train import build_backbone
+
+    args = GuidanceArguments(backbone=str(tmp_path), data="unused", config_overrides="encoder_channels=96")
+    with pytest.raises(ValueError, match=r"--config_overrides applies to a backbone built from a preset"):
+        build_backbone(args, llm_width=None)

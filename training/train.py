@@ -103,7 +103,7 @@ def parse_config_overrides(preset: str, text: str | None) -> dict:
         try:
             probe.update_from_string(f"{name}={value}")
         except (TypeError, ValueError):
-            raise ValueError(f"--config_overrides: {name} takes a {kind}, got {value!r}") from None
+            raise ValueError(f"--config_overrides: {name} must be of type {kind}, got {value!r}") from None
     return {name: getattr(probe, name) for name, _ in pairs}
 
 

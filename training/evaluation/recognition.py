@@ -7,6 +7,7 @@ package's PSLM). Both transcribe greedily, ``(samples,)`` waveforms at 16 kHz in
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .metrics import word_error_rate
@@ -47,7 +48,7 @@ class WhisperTranscriber:
 
     def __call__(self, waveforms) -> list[str]:
         features = self.processor.feature_extractor(
-            [torch.as_tensor(w, dtype=torch.float32).numpy() for w in waveforms],
+            [np.asarray(waveform, dtype=np.float32) for waveform in waveforms],
             sampling_rate=SAMPLING_RATE,
             return_tensors="pt",
         ).input_features
