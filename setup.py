@@ -9,9 +9,10 @@ from setuptools import find_packages, setup
 TOP_LEVEL = ("modeling_elegance", "processing", "training", "pipelines", "hub_cards")
 
 INSTALL_REQUIRES = [
-    # torchaudio's extension must match torch exactly; 2.11 is the pair verified on our machines.
-    "torch==2.11.*",
-    "torchaudio==2.11.*",
+    # torchaudio's extension must match torch's build exactly, and its metadata does not pin torch: torchaudio 2.11.1
+    # installs beside torch 2.11.0 and then fails at import (undefined symbol). 2.11.0 + 2.11.0 is the verified pair.
+    "torch==2.11.0",
+    "torchaudio==2.11.0",
     "transformers>=5.0,<6",
     "accelerate>=1.10",
     "datasets>=4.0",
