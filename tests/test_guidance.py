@@ -225,9 +225,19 @@ def test_clear_errors():
         TranscriptEmbeddings.load_or_compute(["a", ""], None, 8, "/tmp/never")
 
 
-def test_output_guidance_without_a_pslm_says_how_to_get_one(tiny_corpus_path, cache_dir):
-    with pytest.raises(ValueError, match=r"^output guidance needs a PSLM: pass --pslm facebook/hubert-base-ls960"):
-        make_run(tiny_corpus_path, cache_dir, "output")
+def test_output_guidance_without_a_pslm_uses_the_offline_whisper(
+    monkeypatch, random_whisper, tiny_corpus_path, cache_dir
+):
+    """`elegance-train --guidance output` without --pslm runs on the offline Whisper's encoder (the random Whisper
+    stands in for it here, so that the test converts nothing) instead of failing."""
+    from training.whisper_speech_encoder import WhisperSpeechEncoder
+
+    asked = []
+    monkeypatch.setattr("training.train.offline_whisper", lambda: asked.append(True) or random_whisper)
+    model = make_run(tiny_corpus_path, cache_dir, "output")[0]
+    assert asked == [True]
+    assert isinstance(model.heads["output"].speech_encoder, WhisperSpeechEncoder)
+    assert model.heads["output"].speech_encoder.hidden_size == 16
 
 
 def test_hub_model_families_load_from_local_folders(tiny_corpus_path, cache_dir, tmp_path):

@@ -10,11 +10,8 @@ import numpy as np
 import pytest
 import torch
 from transformers import (
-    WhisperConfig,
-    WhisperFeatureExtractor,
     WhisperForConditionalGeneration,
     WhisperProcessor,
-    WhisperTokenizerFast,
 )
 
 from modeling_elegance.convert_whisper_ctranslate2_checkpoint import (
@@ -23,41 +20,6 @@ from modeling_elegance.convert_whisper_ctranslate2_checkpoint import (
 )
 from processing.default_models import whisper_ctranslate2_path
 from training.evaluation.recognition import WhisperTranscriber, load_transcriber
-
-
-def tiny_random_whisper(folder: str, seed: int = 0) -> str:
-    """A Whisper of the tiny.en vocabulary (its real tokenizer) with 2 + 2 layers of width 16, saved with its
-    processor: what a user's Hub checkpoint looks like, small enough for the default suite."""
-    tokenizer = WhisperTokenizerFast(tokenizer_file=os.path.join(whisper_ctranslate2_path(), "tokenizer.json"))
-    config = WhisperConfig(
-        vocab_size=len(tokenizer),
-        d_model=16,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_target_positions=64,
-        decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
-    )
-    torch.manual_seed(seed)
-    model = WhisperForConditionalGeneration(config).eval()
-    with torch.no_grad():  # k has no bias in Whisper; give every other bias a value so that a mix-up shows
-        for name, parameter in model.named_parameters():
-            if name.endswith("bias"):
-                parameter.normal_()
-    model.generation_config.no_timestamps_token_id = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
-    model.generation_config.is_multilingual = False
-    model.generation_config.max_length = 12
-    model.save_pretrained(folder)
-    WhisperProcessor(WhisperFeatureExtractor(), tokenizer).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def random_whisper(tmp_path_factory) -> str:
-    return tiny_random_whisper(str(tmp_path_factory.mktemp("whisper") / "tiny-random"))
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,8 @@ class GuidanceArguments:
     pslm: str | None = field(
         default=None,
         metadata={
-            "help": "speech encoder of output guidance, name or path (HuBERT, wav2vec2, WavLM, or a folder "
-            "written by elegance-pretrain-pslm)"
+            "help": "speech encoder of output guidance, name or path (Whisper, HuBERT, wav2vec2, WavLM, or a "
+            "folder written by elegance-pretrain-pslm; default: the encoder of the offline Whisper tiny.en)"
         },
     )
     train_split: str = field(default="train", metadata={"help": "split of --data to train on"})

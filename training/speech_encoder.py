@@ -1,5 +1,6 @@
 """The frozen pre-trained speech language model (PSLM) of output guidance: any Hugging Face speech encoder by name
-or path (HuBERT, wav2vec2, WavLM, or a folder written by ``elegance-pretrain-pslm``)."""
+or path (HuBERT, wav2vec2, WavLM, a folder written by ``elegance-pretrain-pslm``, or a Whisper, whose encoder
+``whisper_speech_encoder`` runs)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from .language_model import freeze
+from .whisper_speech_encoder import WhisperSpeechEncoder
 
 
 class SpeechEncoder(nn.Module):
@@ -29,7 +31,7 @@ class SpeechEncoder(nn.Module):
         return self.model.config.hidden_size
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str) -> SpeechEncoder:
+    def from_pretrained(cls, name_or_path: str) -> SpeechEncoder | WhisperSpeechEncoder:
         from transformers import AutoConfig, AutoModel
 
         try:
@@ -39,9 +41,11 @@ class SpeechEncoder(nn.Module):
                 f"cannot load the PSLM {name_or_path!r}: pass a local folder or a Hub id (with the Hub reachable), "
                 f"or pretrain one offline with `elegance-pretrain-pslm --data DATA --output_dir DIR`"
             ) from error
+        if config.model_type == "whisper":
+            return WhisperSpeechEncoder.from_pretrained(name_or_path)
         if not hasattr(config, "conv_dim"):
             raise ValueError(
-                f"{name_or_path} is a {config.model_type} model, not a waveform speech encoder; pass a HuBERT, "
+                f"{name_or_path} is a {config.model_type} model, not a speech encoder; pass a Whisper, HuBERT, "
                 f"wav2vec2 or WavLM model, or a folder written by elegance-pretrain-pslm"
             )
         model = AutoModel.from_pretrained(name_or_path, dtype=torch.float32)

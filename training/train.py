@@ -24,6 +24,7 @@ from .guided_model import GuidedModel
 from .heads import CrossModalKnowledgeTransferHead, InputGuidanceHead, IntermediateGuidanceHead, OutputGuidanceHead
 from .language_model import load_causal_language_model, resolve_llm, text_encoder_width
 from .lip_embedding_cache import LipEmbeddings
+from .offline_whisper import offline_whisper
 from .speech_encoder import SpeechEncoder
 from .staged_folder import resolve_resume
 from .trainer import GuidanceTrainer
@@ -124,13 +125,8 @@ def build_heads(args: GuidanceArguments, backbone, llm_width: int | None):
     heads, weights, extraction_weight = [], {}, 1.0
     channels = backbone.config.bottleneck_channels
     if "output" in args.heads:
-        if args.pslm is None:
-            raise ValueError(
-                "output guidance needs a PSLM: pass --pslm facebook/hubert-base-ls960 (or any local HuBERT, "
-                "wav2vec2 or WavLM folder), or pretrain one offline with `elegance-pretrain-pslm --data DATA "
-                "--output_dir DIR` and pass --pslm DIR"
-            )
-        heads.append(OutputGuidanceHead(SpeechEncoder.from_pretrained(args.pslm), llm_width, args.adapter_dim))
+        pslm = args.pslm or offline_whisper()  # the offline Whisper tiny.en, converted on first use
+        heads.append(OutputGuidanceHead(SpeechEncoder.from_pretrained(pslm), llm_width, args.adapter_dim))
         weights["output"] = args.output_weight
     if "intermediate" in args.heads:
         language_model, _, _ = load_causal_language_model(args.llm)
