@@ -18,7 +18,8 @@ import numpy as np
 
 from .lip_rendering import ClipNuisance, articulation_tracks, render_mouth
 from .mixing import mix_at_sirs
-from .speakers import Speaker, speaker_pool
+from .noise import EXPONENT_RANGE, NOISE_TYPES, coloured_noise, nonstationary_noise, unit_rms
+from .speakers import UNSEEN_LANGUAGES, Speaker, speaker_pool
 from .speech_synthesis import Phone, Utterance, synthesize
 from .text_corpus import Turn, conversation_pool
 from .visual_impairment import IMPAIRMENT_TYPES, TEST_RATIOS, impair_lips
@@ -29,6 +30,10 @@ TARGET_LEVEL_DBFS = -25.0
 SIR_RANGE_DB = (-10.0, 10.0)
 MAX_ONSET_SECONDS = 0.5
 MAX_TEXT_DRAWS = 8
+# speech in noise: SNR is the target's energy over the noise's, exact in every example
+NOISY_TRAIN_SNR_RANGE_DB = (-5.0, 15.0)
+NOISY_TEST_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0)
+BABBLE_TALKERS = (3, 6)  # inclusive range of talkers in one babble noise
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class SplitSpec:
     speaker_pool: str
     text_split: str
     num_interferers: int = 1
-    scenario: str = "core"  # core | impaired | switch
+    scenario: str = "core"  # core | impaired | switch | noisy (the target in noise, no interfering talker)
 
 
 SPLITS = {
@@ -50,6 +55,10 @@ SPLITS = {
     "test_switch": SplitSpec("test", "test", scenario="switch"),
     "test_3mix": SplitSpec("test", "test", num_interferers=2),
     "test_ood": SplitSpec("ood", "ood"),
+    "train_noisy": SplitSpec("train", "train", num_interferers=0, scenario="noisy"),
+    "validation_noisy": SplitSpec("validation", "validation", num_interferers=0, scenario="noisy"),
+    # one example per (noise type, SNR) cell of NOISE_TYPES x NOISY_TEST_SNRS_DB, repeated
+    "test_noisy": SplitSpec("test", "test", num_interferers=0, scenario="noisy"),
 }
 
 
@@ -61,7 +70,7 @@ class CorpusPreset:
     split_sizes: dict = field(default_factory=dict)
 
 
-def _sizes(train, validation, test, impaired_per_cell, others):
+def _sizes(train, validation, test, impaired_per_cell, others, noisy_per_cell):
     return {
         "train": train,
         "validation": validation,
@@ -72,14 +81,17 @@ def _sizes(train, validation, test, impaired_per_cell, others):
         "test_switch": others,
         "test_3mix": others,
         "test_ood": others,
+        "train_noisy": train,
+        "validation_noisy": validation,
+        "test_noisy": noisy_per_cell * len(NOISE_TYPES) * len(NOISY_TEST_SNRS_DB),
     }
 
 
 CORPUS_PRESETS = {
-    "tiny": CorpusPreset("tiny", roi_size=32, clip_seconds=3.0, split_sizes=_sizes(24, 4, 6, 1, 4)),
-    "default": CorpusPreset("default", roi_size=48, clip_seconds=3.0, split_sizes=_sizes(1200, 100, 150, 8, 100)),
+    "tiny": CorpusPreset("tiny", roi_size=32, clip_seconds=3.0, split_sizes=_sizes(24, 4, 6, 1, 4, 1)),
+    "default": CorpusPreset("default", roi_size=48, clip_seconds=3.0, split_sizes=_sizes(1200, 100, 150, 8, 100, 10)),
     # about 33 hours of training mixtures
-    "full": CorpusPreset("full", roi_size=88, clip_seconds=4.0, split_sizes=_sizes(30000, 1000, 2000, 100, 1000)),
+    "full": CorpusPreset("full", roi_size=88, clip_seconds=4.0, split_sizes=_sizes(30000, 1000, 2000, 100, 1000, 100)),
 }
 
 
@@ -108,6 +120,11 @@ def corpus_features(roi_size: int):
             "phoneme_timings": List({"phoneme": Value("string"), "start": Value("float32"), "end": Value("float32")}),
             "impairment": Value("string"),
             "impaired_ratio": Value("float32"),
+            # speech in noise (the *_noisy splits): the noise as mixed (empty elsewhere), its kind ("none"
+            # elsewhere) and the SNR in dB (NaN elsewhere); mixture = target + sum(interferers) + noise
+            "noise": waveform,
+            "noise_type": Value("string"),
+            "snr_db": Value("float32"),
         }
     )
 
@@ -230,7 +247,15 @@ class CorpusGenerator:
         clip_samples = int(round(clip * SAMPLING_RATE))
         num_frames = int(round(clip * FPS))
         speakers = self._speakers(spec.speaker_pool)
-        chosen = rng.choice(len(speakers), size=1 + spec.num_interferers, replace=False)
+        if spec.speaker_pool == "unseen_lang":
+            # the languages take turns, so that even a few examples hold every one of them
+            language = UNSEEN_LANGUAGES[index % len(UNSEEN_LANGUAGES)]
+            speaking = [i for i, speaker in enumerate(speakers) if speaker.language == language]
+            first = speaking[rng.integers(len(speaking))]
+            others = [i for i in range(len(speakers)) if i != first]
+            chosen = [first] + [others[i] for i in rng.choice(len(others), size=spec.num_interferers, replace=False)]
+        else:
+            chosen = rng.choice(len(speakers), size=1 + spec.num_interferers, replace=False)
         target_speaker, interferer_speakers = speakers[chosen[0]], [speakers[i] for i in chosen[1:]]
 
         if spec.scenario == "switch":
@@ -255,7 +280,14 @@ class CorpusGenerator:
 
         target_wave = target.waveform * (10 ** (TARGET_LEVEL_DBFS / 20) / np.sqrt(np.mean(target.waveform**2) + 1e-12))
         sirs = rng.uniform(*SIR_RANGE_DB, size=len(interferers))
-        target_wave, mixture, scaled = mix_at_sirs(target_wave, interferers, sirs)
+        noise_type, snr, noise = "none", float("nan"), np.zeros(0, dtype=np.float32)
+        if spec.scenario == "noisy":
+            noise_type, snr = self._noise_condition(rng, split, index)
+            noise = self._noise(rng, noise_type, spec.text_split, clip_samples)
+            target_wave, mixture, (noise,) = mix_at_sirs(target_wave, [noise], [snr])
+            scaled = []
+        else:
+            target_wave, mixture, scaled = mix_at_sirs(target_wave, interferers, sirs)
 
         tracks = articulation_tracks(target.phones, clip)
         lips = render_mouth(tracks, num_frames, FPS, self.preset.roi_size, target_speaker, ClipNuisance.draw(rng), rng)
@@ -284,7 +316,38 @@ class CorpusGenerator:
             "phoneme_timings": [{"phoneme": p.symbol, "start": p.start, "end": p.end} for p in target.phones],
             "impairment": impairment,
             "impaired_ratio": float(ratio),
+            "noise": noise.astype(np.float32),
+            "noise_type": noise_type,
+            "snr_db": float(snr),
         }
+
+    def _noise_condition(self, rng: np.random.Generator, split: str, index: int) -> tuple[str, float]:
+        """(noise type, SNR in dB): the cells of the test grid in turn, else drawn at random."""
+        if split.startswith("test"):
+            return (
+                NOISE_TYPES[index % len(NOISE_TYPES)],
+                NOISY_TEST_SNRS_DB[(index // len(NOISE_TYPES)) % len(NOISY_TEST_SNRS_DB)],
+            )
+        return NOISE_TYPES[rng.integers(len(NOISE_TYPES))], float(rng.uniform(*NOISY_TRAIN_SNR_RANGE_DB))
+
+    def _noise(self, rng: np.random.Generator, noise_type: str, text_split: str, samples: int) -> np.ndarray:
+        """``(samples,)`` unit-RMS noise of ``noise_type`` (see processing.noise)."""
+        if noise_type == "coloured":
+            return coloured_noise(rng, samples, rng.uniform(*EXPONENT_RANGE))
+        if noise_type == "nonstationary":
+            return nonstationary_noise(rng, samples, SAMPLING_RATE)
+        # babble: several talkers of the babble pool, which no split draws its targets or interferers from,
+        # each at its own level within 6 dB, with its own onset
+        pool = self._speakers("babble")
+        talkers = rng.choice(len(pool), size=int(rng.integers(BABBLE_TALKERS[0], BABBLE_TALKERS[1] + 1)), replace=False)
+        clip = samples / SAMPLING_RATE
+        babble = np.zeros(samples, dtype=np.float64)
+        for talker in talkers:
+            _, _, speech = self._draw_speech(rng, text_split, pool[talker], clip, clip)
+            onset = rng.uniform(0.0, max(0.0, min(MAX_ONSET_SECONDS, clip - speech.duration)))
+            voice = _place(speech, pool[talker], clip, clip - onset, onset).waveform
+            babble += unit_rms(voice) * 10 ** (rng.uniform(-6.0, 0.0) / 20)
+        return unit_rms(babble)
 
 
 def _generate_examples(shards):

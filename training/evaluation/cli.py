@@ -24,7 +24,18 @@ from .report import impairment_curve_png, markdown_report, summarize
 from .scoring import ExtractionEvaluator
 
 OFFLINE_ASR = "offline"  # the offline Whisper of elegance-whisper-offline
-ALL_SPLITS = ("test", "test_impaired", "test_unseen_lang", "test_switch", "test_3mix", "test_ood")
+ALL_SPLITS = ("test", "test_impaired", "test_unseen_lang", "test_switch", "test_3mix", "test_ood", "test_noisy")
+
+
+def default_splits(data: str) -> list[str]:
+    """Every test split of :data:`ALL_SPLITS` that the corpus holds (a corpus written before the noisy splits
+    has no ``test_noisy``); ``test`` for a mixture list."""
+    manifest = os.path.join(data, "dataset_dict.json")
+    if not os.path.isfile(manifest):
+        return ["test"]
+    with open(manifest) as stream:
+        present = set(json.load(stream)["splits"])
+    return [split for split in ALL_SPLITS if split in present]
 
 
 def load_model(name_or_path: str):
@@ -124,7 +135,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="elegance-evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a saved (guidance-free) model folder or Hub id")
     parser.add_argument("--data", required=True, help="a corpus folder, or a mixture-list CSV")
-    parser.add_argument("--splits", default=",".join(ALL_SPLITS), help="comma-separated splits")
+    parser.add_argument(
+        "--splits", default=None, help=f"comma-separated splits (default: those of {','.join(ALL_SPLITS)} the data has)"
+    )
     parser.add_argument("--out", required=True, help="results JSON; the Markdown report goes beside it")
     parser.add_argument("--audio_only_model", default=None, help="audio-only backbone of the same budget")
     parser.add_argument(
@@ -147,7 +160,11 @@ def main(argv=None) -> int:
     parser.add_argument("--audio_root", default=None)
     parser.add_argument("--visual_root", default=None)
     args = parser.parse_args(argv)
-    splits = [split.strip() for split in args.splits.split(",") if split.strip()]
+    splits = (
+        default_splits(args.data)
+        if args.splits is None
+        else [split.strip() for split in args.splits.split(",") if split.strip()]
+    )
     results = evaluate_model(
         args.model,
         args.data,

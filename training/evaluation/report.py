@@ -1,5 +1,5 @@
 """Summaries of scored records: means per system, the fraction of the oracle, and each split's own breakdown
-(what the split holds: impaired lips, several languages, the target's activity), as JSON-ready dicts, Markdown tables and a PNG."""
+(what the split holds: impaired lips, several languages, noise at several SNRs, the target's activity), as JSON-ready dicts, Markdown tables and a PNG."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def _mean(values) -> float | None:
 
 def summarize(records: list[dict]) -> dict:
     """Means per system, the fraction of the oracle, and the breakdowns that what the split holds allows: SI-SDRi
-    per impairment and impaired ratio where lips are impaired, per language where there are several, and the
-    activity-aware scores where the target's activity is known."""
+    per impairment and impaired ratio where lips are impaired, per language where there are several, every metric
+    per SNR (and SI-SDRi per noise type and SNR) where the target is in noise, and the activity-aware scores where
+    the target's activity is known."""
     systems = [system for system in SYSTEMS if records and system in records[0]]
     metric_names = [name for name in CORE_METRICS if name in records[0]["model"]] if records else []
     summary = {
@@ -48,6 +49,23 @@ def summarize(records: list[dict]) -> dict:
         summary["by_language"] = {
             language: {system: {"si_sdri": _mean(r[system]["si_sdri"] for r in rows)} for system in systems}
             for language, rows in sorted(table.items())
+        }
+    if any(row.get("noise_type") not in (None, "", "none") for row in fields):
+        by_snr, by_noise = defaultdict(list), defaultdict(lambda: defaultdict(list))
+        for record, row in zip(records, fields):
+            snr = f"{float(row['snr_db']):g}"
+            by_snr[snr].append(record)
+            by_noise[row["noise_type"]][snr].append(record["model"]["si_sdri"])
+        order = sorted(by_snr, key=float)
+        summary["by_snr"] = {
+            snr: {
+                system: {name: _mean(r[system].get(name) for r in by_snr[snr]) for name in metric_names}
+                for system in systems
+            }
+            for snr in order
+        }
+        summary["si_sdri_by_noise"] = {
+            kind: {snr: _mean(snrs[snr]) for snr in order if snr in snrs} for kind, snrs in sorted(by_noise.items())
         }
     if records and all("activity" in record for record in records):  # the split holds the target's activity
         summary["activity_aware"] = {
@@ -102,12 +120,44 @@ def markdown_report(results: dict) -> str:
             ]
             for language, row in summary["by_language"].items():
                 lines.append(f"| {language} | " + " | ".join(_cell(row[s]["si_sdri"]) for s in systems) + " |")
+        if "by_snr" in summary:
+            systems, names = list(summary["systems"]), list(next(iter(summary["systems"].values())))
+            lines += [
+                "",
+                "By SNR of the input (dB), every noise type together:",
+                "",
+                "| SNR | system | " + " | ".join(names) + " |",
+                "|---|---" + "|---" * len(names) + "|",
+            ]
+            for snr, row in summary["by_snr"].items():
+                lines += [
+                    f"| {snr} | {s} | " + " | ".join(_cell(row[s][name]) for name in names) + " |" for s in systems
+                ]
+            snrs = list(summary["by_snr"])
+            lines += [
+                "",
+                "Model SI-SDRi (dB) by noise type and SNR:",
+                "",
+                "| noise | " + " | ".join(snrs) + " |",
+                "|---" * (len(snrs) + 1) + "|",
+            ]
+            for kind, row in summary["si_sdri_by_noise"].items():
+                lines.append(f"| {kind} | " + " | ".join(_cell(row.get(snr)) for snr in snrs) + " |")
         if "wer" in summary:
+            wer = {system: value for system, value in summary["wer"].items() if system != "by_snr"}
             lines += [
                 "",
                 f"WER by the recogniser `{results.get('asr')}`: "
-                + ", ".join(f"{system} {100 * wer:.1f}%" for system, wer in summary["wer"].items()),
+                + ", ".join(f"{system} {100 * value:.1f}%" for system, value in wer.items()),
             ]
+            if "by_snr" in summary["wer"]:
+                lines += [
+                    "",
+                    "| SNR | " + " | ".join(f"WER {system}" for system in wer) + " |",
+                    "|---" * (len(wer) + 1) + "|",
+                ]
+                for snr, row in summary["wer"]["by_snr"].items():
+                    lines.append(f"| {snr} | " + " | ".join(f"{100 * row[system]:.1f}%" for system in wer) + " |")
         if "activity_aware" in summary:
             lines += [
                 "",

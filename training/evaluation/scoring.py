@@ -150,7 +150,7 @@ class ExtractionEvaluator:
                 record = {
                     "split_fields": {
                         key: _plain(rows[key][row])
-                        for key in ("language", "impairment", "impaired_ratio")
+                        for key in ("language", "impairment", "impaired_ratio", "noise_type", "snr_db")
                         if key in rows
                     }
                 }
