@@ -149,9 +149,8 @@ def train_and_evaluate(args, backbone: str, guidance: str, seed: int, pslm: str)
                 "last",
                 "--embedding_cache_dir",
                 os.path.join(args.workdir, "cache"),
-                "--lip_encoder",
-                args.lip_encoder,
             ]
+            + ([] if "-se-" in backbone else ["--lip_encoder", args.lip_encoder])  # audio-only models have no lips
             + (["--config_overrides", CONFIG_OVERRIDES[backbone]] if backbone in CONFIG_OVERRIDES else [])
             + (["--learning_rate", str(args.learning_rate)] if args.learning_rate else []),
             log,

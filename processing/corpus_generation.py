@@ -18,7 +18,14 @@ import numpy as np
 
 from .lip_rendering import ClipNuisance, articulation_tracks, render_mouth
 from .mixing import mix_at_sirs
-from .noise import EXPONENT_RANGE, NOISE_TYPES, coloured_noise, nonstationary_noise, unit_rms
+from .noise import (
+    EXPONENT_RANGE,
+    NOISE_TYPES,
+    NOISY_TRAIN_SNR_RANGE_DB,
+    coloured_noise,
+    nonstationary_noise,
+    unit_rms,
+)
 from .speakers import UNSEEN_LANGUAGES, Speaker, speaker_pool
 from .speech_synthesis import Phone, Utterance, synthesize
 from .text_corpus import Turn, conversation_pool
@@ -31,7 +38,6 @@ SIR_RANGE_DB = (-10.0, 10.0)
 MAX_ONSET_SECONDS = 0.5
 MAX_TEXT_DRAWS = 8
 # speech in noise: SNR is the target's energy over the noise's, exact in every example
-NOISY_TRAIN_SNR_RANGE_DB = (-5.0, 15.0)
 NOISY_TEST_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0)
 BABBLE_TALKERS = (3, 6)  # inclusive range of talkers in one babble noise
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 NOISE_TYPES = ("coloured", "babble", "nonstationary")
+# the SNRs of speech-in-noise training: the corpus's train_noisy/validation_noisy and dynamic mixing in noise
+NOISY_TRAIN_SNR_RANGE_DB = (-5.0, 15.0)
 EXPONENT_RANGE = (0.0, 2.0)
 BURST_SECONDS = (0.1, 0.8)
 MODULATION_HZ = (0.5, 4.0)

@@ -13,7 +13,6 @@ from transformers import AutoModel, TrainingArguments
 from modeling_elegance import LipReadingConfig, LipReadingModel, UsevForTargetSpeechExtraction, preset_config
 from processing import LipVideoProcessor
 from training.arguments import GuidanceArguments
-from training.dynamic_mixing import DynamicMixer
 from training.lip_embedding_cache import LipEmbeddings
 from training.pretraining.lip_reading import frame_labels, phone_sequence, phone_vocabulary
 from training.pretraining.lip_reading import main as pretrain_lips
@@ -167,59 +166,6 @@ def test_training_with_a_frozen_lip_encoder_feeds_cached_embeddings(lip_reader, 
     output = model(**batch)
     output.loss.backward()
     assert all(p.grad is None for p in encoder.parameters())
-
-
-def test_dynamic_mixing_is_deterministic_and_mixes_at_the_drawn_sir(tiny_corpus):
-    train = tiny_corpus["train"]
-    mixer = DynamicMixer(train)
-    example = dict(train[3])
-    first = mixer.remix(example, np.random.default_rng([0, 0, 3, 1]))
-    again = mixer.remix(example, np.random.default_rng([0, 0, 3, 1]))
-    other = mixer.remix(example, np.random.default_rng([0, 1, 3, 1]))
-    assert np.array_equal(first["mixture"], again["mixture"]) and not np.array_equal(first["mixture"], other["mixture"])
-    for mixed in (first, other):
-        target, (interferer,) = mixed["target"], mixed["interferers"]
-        assert mixed["interferer_speakers"][0] != example["target_speaker"]
-        sir = 10 * np.log10(np.sum(target.astype(np.float64) ** 2) / np.sum(interferer.astype(np.float64) ** 2))
-        assert sir == pytest.approx(mixed["sir_db"][0], abs=1e-3) and -10 <= mixed["sir_db"][0] <= 10
-        assert (
-            np.allclose(mixed["mixture"], target + interferer, atol=1e-6)
-            and np.abs(mixed["mixture"]).max() <= 0.95 + 1e-6
-        )
-        # the target keeps its waveform shape, its lips and its text
-        scale = np.dot(target, example["target"]) / np.dot(example["target"], example["target"])
-        assert np.allclose(target, scale * example["target"], atol=1e-6)
-        assert np.array_equal(mixed["lips"], example["lips"]) and mixed["transcript"] == example["transcript"]
-
-
-def test_dynamic_mixing_with_two_interferers_takes_distinct_speakers(tiny_corpus):
-    mixer = DynamicMixer(tiny_corpus["train"], num_interferers=2)
-    for index in range(5):
-        mixed = mixer.remix(dict(tiny_corpus["train"][index]), np.random.default_rng(index))
-        speakers = [str(tiny_corpus["train"][index]["target_speaker"])] + mixed["interferer_speakers"]
-        assert len(set(speakers)) == 3 and len(mixed["sir_db"]) == 2
-
-
-def test_training_draws_a_new_mixture_each_epoch_only_with_dynamic_mixing(tiny_corpus_path, tmp_path):
-    def run(dynamic):
-        args = GuidanceArguments(
-            backbone="usev-tiny",
-            data=tiny_corpus_path,
-            eval_split="none",
-            embedding_cache_dir=str(tmp_path),
-            dynamic_mixing=dynamic,
-        )
-        return build_run(
-            args, TrainingArguments(output_dir="/tmp/unused", use_cpu=True, report_to="none"), log=lambda m: None
-        )[2]
-
-    mixed, stored = run(True), run(False)
-    assert np.array_equal(stored[2]["mixture"], stored.dataset[2]["mixture"])
-    assert not np.array_equal(mixed[2]["mixture"], mixed.dataset[2]["mixture"])
-    assert np.array_equal(mixed[2]["mixture"], mixed[2]["mixture"])
-    first = mixed[2]["mixture"]
-    mixed.set_epoch(1)
-    assert not np.array_equal(mixed[2]["mixture"], first)
 
 
 def test_lip_reading_model_names_bad_input():

@@ -91,7 +91,17 @@ class GuidanceArguments:
             "(default: on for a corpus folder, off for a mixture list)"
         },
     )
-    num_interferers: int = field(default=1, metadata={"help": "dynamic mixing: interferers per mixture"})
+    num_interferers: int | None = field(
+        default=None,
+        metadata={"help": "dynamic mixing: interferers per mixture (default: 0 on a split in noise, else 1)"},
+    )
+    dynamic_noise_snr_db: str | None = field(
+        default=None,
+        metadata={
+            "help": "dynamic mixing: add noise at an SNR drawn from LOW,HIGH dB (default: -5,15 on a split in "
+            "noise, such as train_noisy; 'none' for none)"
+        },
+    )
     output_weight: float = field(default=1.0, metadata={"help": "weight of the output-guidance MSE"})
     intermediate_weight: float = field(default=0.1, metadata={"help": "weight of the next-token-prediction loss"})
     intermediate_alpha: float = field(default=0.1, metadata={"help": "scale of the cross-attention residual"})

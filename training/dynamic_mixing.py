@@ -8,6 +8,11 @@ is reproducible whatever the number of processes and a resumed run continues exa
 The interferer pool is every clean utterance the split holds: the targets and the corpus's own (scaled) interferers,
 each with its speaker. An interferer is never spoken by the target's speaker, and two interferers of one mixture
 never share a speaker.
+
+With ``noise_snr_range_db`` each mixture also gets noise at an SNR drawn from that range (the target's energy over
+the noise's): another row's stored noise (a `*_noisy` split holds coloured, babble and nonstationary noises),
+rotated by a random offset, or, in a split without stored noises, coloured or nonstationary noise made on the spot.
+With ``num_interferers=0`` this is speech enhancement's dynamic mixing: the target in new noise at every step.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from processing.mixing import mix_at_sirs
+from processing.noise import EXPONENT_RANGE, coloured_noise, nonstationary_noise
 
 SIR_RANGE_DB = (-10.0, 10.0)  # the VoxCeleb2 2-mix protocol of USEV / MuSE / ClearerVoice
 
@@ -25,13 +31,25 @@ class DynamicMixer:
     Args:
         dataset: a map-style dataset with ``target``, ``target_speaker``, and optionally ``interferers`` with
             ``interferer_speakers`` (their clean speech joins the pool).
-        num_interferers: interferers per mixture.
+        num_interferers: interferers per mixture (0: noise only, which needs ``noise_snr_range_db``).
         sir_range_db: each interferer's SIR is drawn uniformly from this range.
+        noise_snr_range_db: add noise at an SNR drawn uniformly from this range (None: no noise).
     """
 
-    def __init__(self, dataset, num_interferers: int = 1, sir_range_db: tuple[float, float] = SIR_RANGE_DB):
-        if num_interferers < 1:
-            raise ValueError(f"num_interferers must be at least 1, got {num_interferers}")
+    def __init__(
+        self,
+        dataset,
+        num_interferers: int = 1,
+        sir_range_db: tuple[float, float] = SIR_RANGE_DB,
+        noise_snr_range_db: tuple[float, float] | None = None,
+    ):
+        if num_interferers < 0 or (num_interferers == 0 and noise_snr_range_db is None):
+            raise ValueError(
+                f"dynamic mixing needs at least 1 interferer, or noise (an SNR range), got {num_interferers} "
+                "interferers and no noise"
+            )
+        if noise_snr_range_db is not None and not noise_snr_range_db[0] <= noise_snr_range_db[1]:
+            raise ValueError(f"the noise SNR range must be LOW,HIGH with LOW <= HIGH, got {noise_snr_range_db}")
         columns = set(getattr(dataset, "column_names", None) or dataset[0].keys())
         if not {"target", "target_speaker"} <= columns:
             raise ValueError(
@@ -39,10 +57,16 @@ class DynamicMixer:
                 f"has {sorted(columns)}: train with --dynamic_mixing false"
             )
         # only the waveforms are read for interferers: a whole row (lips included) costs ten times more
-        audio_columns = [name for name in ("target", "interferers") if name in columns]
+        audio_columns = [name for name in ("target", "interferers", "noise", "noise_type") if name in columns]
         self.audio = dataset.select_columns(audio_columns) if hasattr(dataset, "select_columns") else dataset
         self.num_interferers = num_interferers
         self.sir_range_db = sir_range_db
+        self.noise_snr_range_db = noise_snr_range_db
+        self.noise_rows = (
+            [row for row, noise in enumerate(dataset["noise"]) if len(noise)]
+            if noise_snr_range_db is not None and "noise" in columns
+            else []
+        )
         column = (
             dataset["target_speaker"] if hasattr(dataset, "column_names") else [e["target_speaker"] for e in dataset]
         )
@@ -67,10 +91,22 @@ class DynamicMixer:
         wave = example["target"] if k is None else example["interferers"][k]
         return np.asarray(wave, dtype=np.float32)
 
+    def _noise(self, length: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """``(length,)`` noise and its kind: a stored one rotated at random, else one made on the spot."""
+        if self.noise_rows:
+            row = self.noise_rows[rng.integers(len(self.noise_rows))]
+            example = self.audio[row]
+            noise = np.resize(np.asarray(example["noise"], dtype=np.float32), length)  # repeated if too short
+            kind = str(example["noise_type"]) if "noise_type" in example else "stored"
+            return np.roll(noise, int(rng.integers(length))), kind
+        if rng.integers(2):
+            return nonstationary_noise(rng, length, 16000), "nonstationary"
+        return coloured_noise(rng, length, rng.uniform(*EXPONENT_RANGE)), "coloured"
+
     def remix(self, example: dict, rng: np.random.Generator) -> dict:
-        """``example`` with a new ``mixture``, ``interferers``, ``interferer_speakers`` and ``sir_db``; the target, its
-        lips and its text are kept. Each interferer is cut or zero-padded to the target's length and rotated by a
-        random offset."""
+        """``example`` with a new ``mixture``, ``interferers``, ``interferer_speakers`` and ``sir_db`` (and ``noise``,
+        ``noise_type``, ``snr_db`` when mixing noise); the target, its lips and its text are kept. Each interferer is
+        cut or zero-padded to the target's length and rotated by a random offset."""
         target = np.asarray(example["target"], dtype=np.float32)
         length = len(target)
         taken = {str(example["target_speaker"])}
@@ -83,8 +119,16 @@ class DynamicMixer:
             interferers.append(np.roll(wave, int(rng.integers(length))))
             speakers.append(self.speakers[source])
             taken.add(self.speakers[source])
-        sirs = rng.uniform(*self.sir_range_db, size=self.num_interferers)
-        target, mixture, scaled = mix_at_sirs(target, interferers, sirs)
+        sirs = list(rng.uniform(*self.sir_range_db, size=self.num_interferers))
+        noise_columns = {}
+        if self.noise_snr_range_db is not None:
+            noise, kind = self._noise(length, rng)
+            snr = float(rng.uniform(*self.noise_snr_range_db))
+            target, mixture, scaled = mix_at_sirs(target, [*interferers, noise], [*sirs, snr])
+            scaled, noise = scaled[:-1], scaled[-1]
+            noise_columns = {"noise": noise.astype(np.float32), "noise_type": kind, "snr_db": snr}
+        else:
+            target, mixture, scaled = mix_at_sirs(target, interferers, sirs)
         return {
             **example,
             "target": target.astype(np.float32),
@@ -92,4 +136,5 @@ class DynamicMixer:
             "interferers": [wave.astype(np.float32) for wave in scaled],
             "interferer_speakers": speakers,
             "sir_db": [float(sir) for sir in sirs],
+            **noise_columns,
         }

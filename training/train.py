@@ -16,6 +16,7 @@ from transformers import AutoModel, HfArgumentParser, TrainingArguments, set_see
 
 from modeling_elegance import MODEL_CLASSES, PRESETS, preset_config
 from processing import EleganceProcessor
+from processing.noise import NOISY_TRAIN_SNR_RANGE_DB
 
 from .arguments import GuidanceArguments
 from .data import GuidanceCollator, GuidanceDataset, lip_clips, load_split, transcripts_of
@@ -149,6 +150,38 @@ def build_heads(args: GuidanceArguments, backbone, llm_width: int | None):
     return heads, weights, extraction_weight
 
 
+def parse_snr_range(text: str) -> tuple[float, float] | None:
+    """``"LOW,HIGH"`` in dB -> ``(low, high)``; ``"none"`` -> None."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        low, high = (float(value) for value in text.split(","))
+    except ValueError:
+        raise ValueError(f"--dynamic_noise_snr_db takes LOW,HIGH in dB (e.g. -5,15) or none, got {text!r}") from None
+    if low > high:
+        raise ValueError(f"--dynamic_noise_snr_db takes LOW,HIGH with LOW <= HIGH, got {text!r}")
+    return low, high
+
+
+def holds_noise(dataset) -> bool:
+    """Whether ``dataset`` is speech in noise (a `*_noisy` split of the corpus)."""
+    columns = getattr(dataset, "column_names", None) or []
+    return "noise_type" in columns and any(kind != "none" for kind in dataset["noise_type"])
+
+
+def build_mixer(args: GuidanceArguments, train_data) -> DynamicMixer:
+    """Dynamic mixing as the training split calls for: talkers (1 interferer) for a split of talker mixtures,
+    noise alone at -5 to 15 dB SNR for a split in noise; ``--num_interferers`` and ``--dynamic_noise_snr_db``
+    override either."""
+    noisy = holds_noise(train_data)
+    if args.dynamic_noise_snr_db is not None:
+        snr_range = parse_snr_range(args.dynamic_noise_snr_db)
+    else:
+        snr_range = NOISY_TRAIN_SNR_RANGE_DB if noisy else None
+    num_interferers = args.num_interferers if args.num_interferers is not None else (0 if noisy else 1)
+    return DynamicMixer(train_data, num_interferers, noise_snr_range_db=snr_range)
+
+
 def build_run(args: GuidanceArguments, training_args: TrainingArguments, log=print):
     """Everything a run needs: ``(guided model, processor, train dataset, eval dataset, collator, record)``."""
     heads_need_embeddings = bool({"output", "input", "cmkt"} & set(args.heads))
@@ -177,7 +210,7 @@ def build_run(args: GuidanceArguments, training_args: TrainingArguments, log=pri
             lip_embeddings = LipEmbeddings(backbone.visual_encoder.lip_encoder, processor.lip_feature_extractor)
             clips = lip_clips(train_data) + (lip_clips(eval_data) if eval_data is not None else [])
             lip_embeddings.load_or_compute(clips, args.embedding_cache_dir, log=log)
-    mixer = DynamicMixer(train_data, args.num_interferers) if args.dynamic_mixing else None
+    mixer = build_mixer(args, train_data) if args.dynamic_mixing else None
     draws = dict(input_probability=args.input_probability, max_shift=args.cmkt_max_shift)
     train_dataset = GuidanceDataset(
         train_data,
