@@ -77,6 +77,7 @@ setup(
             "elegance-evaluate=training.evaluation.cli:main",
             "elegance-push=training.release.push:main",
             "elegance-whisper-offline=training.offline_whisper:main",
+            "elegance-finetune-whisper=training.pretraining.whisper_judge:main",
         ]
     },
 )

@@ -160,3 +160,27 @@ def test_the_offline_whisper_transcribes_like_ctranslate2(tiny_corpus, tmp_path)
     prompt = [[model.generation_config.decoder_start_token_id, model.generation_config.no_timestamps_token_id]] * 5
     results = engine.generate(view, prompt, beam_size=1)
     assert [text.strip() for text in ours] == [processor.decode(r.sequences_ids[0]).strip() for r in results]
+
+
+def test_whisper_judge_finetunes_the_decoder_on_clean_training_speech(
+    random_whisper, tiny_corpus, tiny_corpus_path, tmp_path
+):
+    from training.pretraining.whisper_judge import TranscribedSpeechCollator, main
+
+    processor = WhisperProcessor.from_pretrained(random_whisper)
+    start = WhisperForConditionalGeneration.from_pretrained(random_whisper).config.decoder_start_token_id
+    batch = TranscribedSpeechCollator(processor, start)([tiny_corpus["train"][0], tiny_corpus["train"][1]])
+    assert batch["input_features"].shape == (2, 80, 3000)
+    assert (batch["labels"][:, 0] != start).all()
+    first = batch["labels"][0][batch["labels"][0] != -100]
+    assert processor.tokenizer.decode(first, skip_special_tokens=True).strip() == tiny_corpus["train"][0]["transcript"]
+
+    out = str(tmp_path / "judge")
+    flags = ["--data", tiny_corpus_path, "--base", random_whisper, "--output_dir", out, "--max_steps", "3"]
+    assert main([*flags, "--per_device_train_batch_size", "2", "--learning_rate", "1e-3", "--eval_split", "none"]) == 0
+    before = WhisperForConditionalGeneration.from_pretrained(random_whisper).state_dict()
+    after = WhisperForConditionalGeneration.from_pretrained(os.path.join(out, "whisper-judge")).state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before if name.startswith("model.encoder."))
+    assert not torch.equal(before["model.decoder.layers.0.fc1.weight"], after["model.decoder.layers.0.fc1.weight"])
+    transcriber = load_transcriber(os.path.join(out, "whisper-judge"))
+    assert isinstance(transcriber, WhisperTranscriber) and len(transcriber([tiny_corpus["test"][0]["target"]])) == 1
