@@ -7,7 +7,9 @@ examples of the `tiny` corpus (generated into a temporary folder), median of 9 a
 configurations measured round-robin in one process. Frozen LLM
 embeddings come from the on-disk cache (built before timing), as in training. The PSLM of output guidance is the
 package's own (`elegance-pretrain-pslm --size tiny`, a few steps: weights do not change the cost); a HuBERT-base
-sized encoder (random weights, same compute as facebook/hubert-base-ls960) shows the cost of a Hub PSLM. Peak memory:
+sized encoder (random weights, same compute as facebook/hubert-base-ls960) shows the cost of a Hub PSLM, and the
+offline Whisper tiny.en (`elegance-whisper-offline`), the PSLM when `--pslm` is not given, the cost of Whisper's
+encoder with its differentiable log-mel. Peak memory:
 peak resident set size during 3 training steps in a fresh process (sampled every 2 ms) above the level after
 building the model and the batch.
 """
@@ -33,6 +35,7 @@ CONFIGS = [
     "cmkt",
     "output",
     "output:hubert-base",
+    "output:whisper-tiny.en",
     "intermediate",
     "intermediate:memory stride 1",
     "output,intermediate,input,cmkt",
@@ -84,7 +87,12 @@ def build(config_name: str, paths: dict):
     from training.train import build_run
 
     guidance, _, variant = config_name.partition(":")
-    pslm_path = paths["hubert"] if variant == "hubert-base" else paths["pslm"]
+    if variant == "whisper-tiny.en":
+        from training.offline_whisper import offline_whisper
+
+        pslm_path = offline_whisper()
+    else:
+        pslm_path = paths["hubert"] if variant == "hubert-base" else paths["pslm"]
     args = GuidanceArguments(
         backbone="usev-tiny",
         data=paths["corpus"],
