@@ -5,13 +5,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA := data/default
+NOISY_DATA := data/default-noisy
+# the demo's corpus: the talker-mixture splits (what the demo, make pretrained and the quality benchmark use);
+# speech in noise is its own folder (make data-noisy), so the demo does not wait for it
+TALKER_SPLITS := train,validation,test,test_impaired,test_unseen_lang,test_switch,test_3mix,test_ood
 OUT := outputs
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 
-.PHONY: demo test test-slow style quality bench benchmark-quality pretrained install install-dev clean
+.PHONY: data-noisy demo test test-slow style quality bench benchmark-quality pretrained install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +37,14 @@ install-dev: $(VENV)/.installed-dev
 
 demo: install
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
-	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
+	else $(BIN)/elegance-data generate --preset default --splits $(TALKER_SPLITS) --out $(DATA); fi
 	$(BIN)/elegance-data summary $(DATA) --contact_sheet $(OUT)/contact_sheet.png --split test
 	$(BIN)/python -m training.demo --data $(DATA) --out $(OUT)
+
+# the speech-in-noise splits of the default preset (about 1,450 examples: train_noisy, validation_noisy, test_noisy)
+data-noisy: install
+	@if [ -f $(NOISY_DATA)/dataset_dict.json ]; then echo "corpus already at $(NOISY_DATA)"; \
+	else $(BIN)/elegance-data generate --preset default --splits train_noisy,validation_noisy,test_noisy --out $(NOISY_DATA); fi
 
 test: install-dev quality
 	$(BIN)/python -m pytest -q -m "not slow" tests
@@ -60,7 +69,7 @@ bench: install-dev
 # every guidance strategy, 3 seeds, a fixed step budget (about 2 hours on 2 cores; resumes where it stopped)
 benchmark-quality: install-dev
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
-	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
+	else $(BIN)/elegance-data generate --preset default --splits $(TALKER_SPLITS) --out $(DATA); fi
 	cd benchmarks && ../$(BIN)/python bench_quality.py --out ../docs/results.md
 
 # re-creates the shipped models of pretrained/ (see pretrained/README.md for the commands, commits and measured
@@ -73,7 +82,7 @@ USEV_TINY := --backbone usev-tiny --config_overrides encoder_channels=256 --max_
 AV_MAMBA_TINY := --backbone av-mamba-tiny --max_steps 6500
 pretrained: install
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
-	else $(BIN)/elegance-data generate --preset default --out $(DATA); fi
+	else $(BIN)/elegance-data generate --preset default --splits $(TALKER_SPLITS) --out $(DATA); fi
 	$(BIN)/elegance-pretrain-lips --data $(DATA) --output_dir $(OUT)/lips --disable_tqdm true --resume_from_checkpoint last
 	rm -rf pretrained/lip-reader && cp -r $(OUT)/lips/lip-reader pretrained/lip-reader
 	OMP_NUM_THREADS=1 $(BIN)/elegance-train $(USEV_TINY) --data $(DATA) --output_dir $(OUT)/runs/pretrained-usev-tiny $(RUN_FLAGS) & \

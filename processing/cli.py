@@ -15,7 +15,7 @@ def _generate(args) -> int:
         preset=args.preset,
         seed=args.seed,
         num_workers=args.num_workers,
-        splits=args.splits,
+        splits=None if args.splits is None else [name for item in args.splits for name in item.split(",") if name],
         overwrite=args.overwrite,
     )
     print(json.dumps(stats, indent=2))
@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--num_workers", "--num-workers", type=int, default=None, help="worker processes (default: all cores)"
     )
-    generate.add_argument("--splits", nargs="+", choices=list(SPLITS), default=None, help="generate only these splits")
+    generate.add_argument(
+        "--splits",
+        nargs="+",
+        default=None,
+        help=f"generate only these splits, space- or comma-separated (of {', '.join(SPLITS)})",
+    )
     generate.add_argument("--overwrite", action="store_true", help="replace an existing corpus at --out")
     generate.set_defaults(run=_generate)
 

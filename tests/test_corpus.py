@@ -312,3 +312,20 @@ def test_babble_talks_with_the_babble_pool_only(monkeypatch):
     assert all(talker.startswith("babble-") for talker in talkers)
     assert babble.shape == (CLIP_SAMPLES,) and babble.dtype == np.float32
     assert np.sqrt(np.mean(babble.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_cli_generates_the_noisy_test_split_alone(tmp_path, capsys):
+    from datasets import load_from_disk
+
+    from processing.cli import main
+
+    out = str(tmp_path / "noisy")
+    assert (
+        main(["generate", "--preset", "tiny", "--splits", "test_noisy,validation", "--out", out, "--num_workers", "1"])
+        == 0
+    )
+    corpus = load_from_disk(out)
+    assert list(corpus) == ["test_noisy", "validation"] and len(corpus["test_noisy"]) == 15
+    assert {"noise_type", "snr_db"} <= set(corpus["test_noisy"].column_names)
+    assert main(["generate", "--preset", "tiny", "--splits", "test_nosiy", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown split(s) ['test_nosiy']" in capsys.readouterr().err
