@@ -73,7 +73,9 @@ def test_every_config_survives_a_save_and_load(config_class, tmp_path):
     assert {**loaded.to_dict(), "_name_or_path": ""} == {**config.to_dict(), "_name_or_path": ""}
 
 
-@pytest.mark.parametrize("name", ["configuration_elegance", "configuration_backbones", "configuration_lip_reading"])
+@pytest.mark.parametrize(
+    "name", ["configuration_elegance", "configuration_backbones", "configuration_lip_reading", "configuration_avur"]
+)
 def test_the_config_docstring_examples_run(name):
     import importlib
 

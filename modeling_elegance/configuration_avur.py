@@ -1,0 +1,67 @@
+"""Configuration of AVUR-LLM's first stage: a Whisper recogniser with sparse modality alignment (SMA) in its upper
+encoder layers and adaptive modulated fusion (AMF) in its decoder."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig, WhisperConfig
+
+
+class AvurConfig(PretrainedConfig):
+    r"""
+    Args:
+        whisper_config: the Whisper recogniser's config (a dict or a `WhisperConfig`); its weights come from any
+            Whisper checkpoint with :meth:`AvurForConditionalGeneration.from_whisper`.
+        visual_dim: width of the per-frame visual features the model takes (`visual_embeds`): 128 for the package's
+            lip reader, 768 or 1024 for AV-HuBERT's.
+        sma_layers: indices of the Whisper encoder layers after which an alignment block is inserted (default: the
+            upper half, as the paper puts them in the *upper* layers).
+        sma_num_heads: attention heads of each alignment block and of the fusion's visual read (must divide
+            Whisper's `d_model`).
+        sma_ffn_dim: hidden width of each alignment block's feed-forward (default: 2 x `d_model`).
+        modality_dropout: in training, the share of examples whose visual stream is dropped (the model must stay a
+            good audio-only recogniser).
+
+    Example:
+
+    ```python
+    >>> from modeling_elegance import AvurConfig
+    >>> config = AvurConfig(whisper_config={"d_model": 64, "encoder_layers": 4, "decoder_layers": 2})
+    >>> config.sma_layers
+    [2, 3]
+
+    ```
+    """
+
+    model_type = "avur"
+    sub_configs = {"whisper_config": WhisperConfig}
+
+    def __init__(
+        self,
+        whisper_config: dict | WhisperConfig | None = None,
+        visual_dim: int = 128,
+        sma_layers: list[int] | None = None,
+        sma_num_heads: int = 4,
+        sma_ffn_dim: int | None = None,
+        modality_dropout: float = 0.0,
+        **kwargs,
+    ):
+        if whisper_config is None:
+            whisper_config = WhisperConfig()
+        elif isinstance(whisper_config, dict):
+            whisper_config = WhisperConfig(**whisper_config)
+        self.whisper_config = whisper_config
+        layers, width = whisper_config.encoder_layers, whisper_config.d_model
+        self.sma_layers = sorted(set(sma_layers)) if sma_layers is not None else list(range(layers // 2, layers))
+        if not self.sma_layers or not all(0 <= index < layers for index in self.sma_layers):
+            raise ValueError(
+                f"sma_layers must name at least one of the Whisper encoder's layers 0..{layers - 1}, got {sma_layers}"
+            )
+        if width % sma_num_heads:
+            raise ValueError(f"sma_num_heads ({sma_num_heads}) must divide Whisper's d_model ({width})")
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must lie in [0, 1), got {modality_dropout}")
+        self.visual_dim = visual_dim
+        self.sma_num_heads = sma_num_heads
+        self.sma_ffn_dim = sma_ffn_dim or 2 * width
+        self.modality_dropout = modality_dropout
+        super().__init__(**kwargs)

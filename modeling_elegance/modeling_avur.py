@@ -1,0 +1,258 @@
+"""AVUR-LLM's first stage: Whisper with sparse modality alignment (SMA) and adaptive modulated fusion (AMF).
+
+- **SMA.** A visual stream (the per-frame visual features, projected to Whisper's width, at Whisper's positional
+  embeddings of the same instants) passes through an alignment block after each of a few *upper* Whisper encoder
+  layers: it reads that layer's audio hidden states by cross-attention (visual queries, audio keys/values) with the
+  audio **detached**, so no gradient of the visual path reaches the audio encoder, then a feed-forward.
+- **AMF.** In the decoder, an acoustic probe (one multi-head attention of the decoder states over the audio
+  encoder's output, initialised from Whisper's last cross-attention) measures how spread its attention is: the
+  entropy, normalised by its maximum, is the token's acoustic *unreliability* u (its complement, the reliability,
+  is returned for logging: low in noise). The decoder state reads the aligned visual stream by cross-attention, and
+  ``h + tanh(gate) * u * read`` injects it; ``gate`` starts at 0, so the untrained model is Whisper exactly.
+
+Whisper itself is unchanged: the blocks are attached with forward hooks on its encoder layers and its decoder, so
+any Whisper checkpoint works, `generate` (greedy, beams, N-best) works as Whisper's does, and the visual stream is
+simply absent for audio-only input.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, WhisperForConditionalGeneration
+from transformers.utils import ModelOutput
+
+from .configuration_avur import AvurConfig
+
+
+@dataclass
+class AvurOutput(ModelOutput):
+    """``loss`` (next-token cross-entropy when ``labels`` are given), ``logits`` ``(batch, tokens, vocabulary)``,
+    ``acoustic_reliability`` ``(batch, tokens)`` in [0, 1] and ``visual_hidden_states`` ``(batch, frames, d_model)``,
+    the visual stream after the last alignment block (both None without a visual stream)."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    acoustic_reliability: torch.Tensor | None = None
+    visual_hidden_states: torch.Tensor | None = None
+
+
+class SparseAlignmentBlock(nn.Module):
+    r"""``visual (batch, frames, d)`` reads ``audio (batch, audio_frames, d)``, which it never sends gradient to:
+    ``v + attention(norm(v), audio)``, then ``v + ffn(norm(v))``."""
+
+    def __init__(self, width: int, num_heads: int, ffn_dim: int):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(width)
+        self.attention = nn.MultiheadAttention(width, num_heads, batch_first=True)
+        self.ffn_norm = nn.LayerNorm(width)
+        self.ffn = nn.Sequential(nn.Linear(width, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, width))
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        audio = audio.detach()  # stop-gradient: the alignment refines the visual stream, never the audio encoder
+        query = self.attention_norm(visual)
+        read, _ = self.attention(query, audio, audio, need_weights=False)
+        visual = visual + read
+        return visual + self.ffn(self.ffn_norm(visual))
+
+
+class AdaptiveModulatedFusion(nn.Module):
+    r"""``hidden (batch, tokens, d)`` -> fused ``(batch, tokens, d)`` and reliability ``(batch, tokens)``."""
+
+    def __init__(self, width: int, num_heads: int, probe_heads: int):
+        super().__init__()
+        self.num_heads = probe_heads  # the probe's heads are those of Whisper's cross-attention it starts from
+        self.probe_query = nn.Linear(width, width)
+        self.probe_key = nn.Linear(width, width, bias=False)
+        self.visual_norm = nn.LayerNorm(width)
+        self.visual_read = nn.MultiheadAttention(width, num_heads, batch_first=True)
+        self.gate = nn.Parameter(torch.zeros(width))  # tanh(0) = 0: closed at the start
+
+    def acoustic_reliability(self, hidden, audio, audio_mask=None) -> torch.Tensor:
+        """1 - (entropy of the probe's attention over the audio frames) / log(frames), averaged over heads; only the
+        frames of ``audio_mask`` ``(batch, frames)`` (the clip, not the rest of Whisper's window) count."""
+        batch, tokens, width = hidden.shape
+        head_dim = width // self.num_heads
+        query = self.probe_query(hidden).view(batch, tokens, self.num_heads, head_dim).transpose(1, 2)
+        key = self.probe_key(audio).view(batch, audio.shape[1], self.num_heads, head_dim).transpose(1, 2)
+        logits = query @ key.transpose(-1, -2) / math.sqrt(head_dim)  # (batch, heads, tokens, frames)
+        frames = torch.full((batch,), float(audio.shape[1]), device=hidden.device)
+        if audio_mask is not None:
+            logits = logits.masked_fill(~audio_mask[:, None, None, :].bool(), float("-inf"))
+            frames = audio_mask.sum(-1).float()
+        log_weights = logits.log_softmax(-1)
+        weights = log_weights.exp()
+        entropy = -(weights * log_weights.masked_fill(weights == 0, 0.0)).sum(-1).mean(1)  # (batch, tokens)
+        return 1.0 - entropy / torch.log(frames.clamp_min(2.0))[:, None]
+
+    def forward(self, hidden, audio, visual, visual_keep=None, audio_mask=None):
+        reliability = self.acoustic_reliability(hidden, audio, audio_mask)
+        memory = self.visual_norm(visual)
+        read, _ = self.visual_read(hidden, memory, memory, need_weights=False)
+        injection = torch.tanh(self.gate) * (1.0 - reliability)[..., None] * read
+        if visual_keep is not None:  # modality dropout: these examples hear only the audio
+            injection = injection * visual_keep[:, None, None].to(injection.dtype)
+        return hidden + injection, reliability
+
+
+def _expand_to(tensor: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+    """Each example repeated where `generate` repeats it (beams, ``num_return_sequences``): ``(batch, ...)``."""
+    if tensor is None or tensor.shape[0] == batch:
+        return tensor
+    if batch % tensor.shape[0]:
+        raise ValueError(f"cannot match {tensor.shape[0]} visual streams to a batch of {batch}")
+    return tensor.repeat_interleave(batch // tensor.shape[0], 0)
+
+
+class AvurForConditionalGeneration(PreTrainedModel):
+    r"""Whisper + SMA + AMF. ``input_features`` ``(batch, mel bins, 3000)`` are Whisper's; ``visual_embeds``
+    ``(batch, frames, visual_dim)`` the per-frame visual features at 25 fps (None: audio only, exactly Whisper)."""
+
+    config_class = AvurConfig
+    base_model_prefix = "avur"
+    main_input_name = "input_features"
+    _no_split_modules = ["WhisperEncoderLayer", "WhisperDecoderLayer", "SparseAlignmentBlock"]
+
+    def __init__(self, config: AvurConfig):
+        super().__init__(config)
+        whisper_config = config.whisper_config
+        width = whisper_config.d_model
+        self.whisper = WhisperForConditionalGeneration(whisper_config)
+        self.visual_projection = nn.Linear(config.visual_dim, width)
+        self.alignment = nn.ModuleList(
+            SparseAlignmentBlock(width, config.sma_num_heads, config.sma_ffn_dim) for _ in config.sma_layers
+        )
+        self.fusion = AdaptiveModulatedFusion(width, config.sma_num_heads, whisper_config.decoder_attention_heads)
+        self._visual_state: dict | None = None
+        encoder_layers = self.whisper.model.encoder.layers
+        for block_index, layer_index in enumerate(config.sma_layers):
+            encoder_layers[layer_index].register_forward_hook(self._alignment_hook(block_index))
+        self.whisper.model.decoder.register_forward_hook(self._fusion_hook, with_kwargs=True)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if isinstance(module, AdaptiveModulatedFusion):
+            nn.init.zeros_(module.gate)
+
+    # -- the hooks: they act only inside `_visual_context`, and only when there is a visual stream
+    def _alignment_hook(self, block_index: int):
+        def hook(layer, inputs, output):
+            state = self._visual_state
+            if state is not None and state.get("visual") is not None:
+                audio = output[0] if isinstance(output, tuple) else output
+                visual, state["keep"] = (
+                    _expand_to(state["visual"], audio.shape[0]),
+                    _expand_to(state["keep"], audio.shape[0]),
+                )
+                state["visual"] = self.alignment[block_index](visual, audio)
+
+        return hook
+
+    def _fusion_hook(self, decoder, args, kwargs, output):
+        state = self._visual_state
+        if state is None or state.get("visual") is None:
+            return output
+        hidden, audio = output.last_hidden_state, kwargs["encoder_hidden_states"]
+        visual, keep = _expand_to(state["visual"], hidden.shape[0]), _expand_to(state["keep"], hidden.shape[0])
+        audio_mask = _expand_to(state["audio_mask"], hidden.shape[0])
+        fused, reliability = self.fusion(hidden, audio, visual, keep, audio_mask)
+        state["reliability"].append(reliability)
+        output.last_hidden_state = fused
+        return output
+
+    def visual_stream(self, visual_embeds: torch.Tensor) -> torch.Tensor:
+        """``(batch, frames, visual_dim)`` at 25 fps -> ``(batch, frames, d_model)`` with the Whisper encoder's
+        positional embedding of the same instant (its frames are at 50 per second)."""
+        frames = visual_embeds.shape[1]
+        positions = self.whisper.model.encoder.embed_positions.weight
+        if 2 * (frames - 1) >= positions.shape[0]:
+            raise ValueError(
+                f"visual_embeds has {frames} frames; Whisper's window holds {positions.shape[0] // 2} frames at 25 fps"
+            )
+        at = torch.arange(frames, device=visual_embeds.device) * 2
+        return self.visual_projection(visual_embeds) + positions[at].detach()
+
+    @staticmethod
+    def audio_frame_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Whisper's feature-frame mask ``(batch, 3000)`` (`WhisperFeatureExtractor(..., return_attention_mask=True)`)
+        -> the encoder-frame mask ``(batch, 1500)`` of the clip's own frames (the encoder halves the rate)."""
+        if attention_mask is None:
+            return None
+        lengths = (attention_mask.long().sum(-1) + 1) // 2
+        return torch.arange(attention_mask.shape[-1] // 2, device=attention_mask.device) < lengths[:, None]
+
+    @contextmanager
+    def _visual_context(self, visual_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None = None):
+        if visual_embeds is not None and (visual_embeds.ndim != 3 or visual_embeds.shape[-1] != self.config.visual_dim):
+            raise ValueError(
+                f"visual_embeds has shape {tuple(visual_embeds.shape)}; expected (batch, frames, "
+                f"{self.config.visual_dim}) per-frame visual features at 25 fps"
+            )
+        keep = None
+        if visual_embeds is not None and self.training and self.config.modality_dropout > 0:
+            keep = torch.rand(visual_embeds.shape[0], device=visual_embeds.device) >= self.config.modality_dropout
+        visual = None if visual_embeds is None else self.visual_stream(visual_embeds)
+        self._visual_state = {
+            "visual": visual,
+            "keep": keep,
+            "audio_mask": self.audio_frame_mask(attention_mask),
+            "reliability": [],
+        }
+        try:
+            yield self._visual_state
+        finally:
+            self._visual_state = None
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        visual_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> AvurOutput:
+        r"""``attention_mask`` ``(batch, 3000)``: the feature frames of the clip (optional; the acoustic probe then
+        weighs only them)."""
+        with self._visual_context(visual_embeds, attention_mask) as state:
+            output = self.whisper(
+                input_features=input_features, labels=labels, decoder_input_ids=decoder_input_ids, **kwargs
+            )
+        reliability = torch.cat(state["reliability"], dim=1) if state["reliability"] else None
+        return AvurOutput(
+            loss=output.loss,
+            logits=output.logits,
+            acoustic_reliability=reliability,
+            visual_hidden_states=state["visual"],
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_features: torch.Tensor,
+        visual_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """Whisper's `generate` (greedy, beams, ``num_return_sequences`` for the N-best, ``output_scores``) with the
+        visual stream."""
+        with self._visual_context(visual_embeds, attention_mask):
+            return self.whisper.generate(input_features, **kwargs)
+
+    @classmethod
+    def from_whisper(cls, whisper_name_or_path: str, **config_kwargs) -> AvurForConditionalGeneration:
+        """The AV model around a Whisper checkpoint (a Hub name or folder): Whisper's weights, new SMA and AMF
+        blocks, the acoustic probe initialised from Whisper's last decoder cross-attention."""
+        whisper = WhisperForConditionalGeneration.from_pretrained(whisper_name_or_path, dtype=torch.float32)
+        model = cls(AvurConfig(whisper_config=whisper.config.to_dict(), **config_kwargs))
+        model.whisper.load_state_dict(whisper.state_dict())
+        model.whisper.generation_config = whisper.generation_config
+        last_cross_attention = model.whisper.model.decoder.layers[-1].encoder_attn
+        with torch.no_grad():
+            model.fusion.probe_query.load_state_dict(last_cross_attention.q_proj.state_dict())
+            model.fusion.probe_key.weight.copy_(last_cross_attention.k_proj.weight)
+        return model

@@ -1,0 +1,175 @@
+"""AVUR-LLM's first stage on a tiny random Whisper: a closed gate is Whisper exactly, the alignment never sends
+gradient to the audio encoder, the N-best, modality dropout, the acoustic reliability, save/load and remote code,
+and clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoModel, WhisperForConditionalGeneration
+
+from modeling_elegance import AvurConfig, AvurForConditionalGeneration
+from modeling_elegance.modeling_avur import SparseAlignmentBlock
+
+VISUAL_DIM = 8
+NBEST = dict(num_beams=3, num_return_sequences=3, output_scores=True, return_dict_in_generate=True, max_new_tokens=4)
+
+
+@pytest.fixture(scope="module")
+def whisper(random_whisper):
+    return WhisperForConditionalGeneration.from_pretrained(random_whisper).eval()
+
+
+@pytest.fixture()
+def model(random_whisper):
+    return AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM).eval()
+
+
+def inputs(batch=2, frames=75, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(batch, 80, 3000, generator=generator)
+    visual = torch.randn(batch, frames, VISUAL_DIM, generator=generator)
+    return features, visual
+
+
+def decoder_ids(whisper, batch=2):
+    return torch.tensor([[whisper.config.decoder_start_token_id, 200, 300, 400]] * batch)
+
+
+def open_gate(model):
+    with torch.no_grad():
+        model.fusion.gate.fill_(2.0)
+
+
+def test_a_closed_gate_is_whisper_exactly(model, whisper):
+    features, visual = inputs()
+    with torch.no_grad():
+        ours = model(features, visual, decoder_input_ids=decoder_ids(whisper))
+        theirs = whisper(input_features=features, decoder_input_ids=decoder_ids(whisper))
+    assert torch.equal(ours.logits, theirs.logits)
+    assert ours.acoustic_reliability.shape == (2, 4) and ours.visual_hidden_states.shape == (2, 75, 16)
+    assert torch.equal(
+        model.generate(features, visual, **NBEST).sequences, whisper.generate(features, **NBEST).sequences
+    )
+
+
+def test_the_n_best_comes_with_scores_and_the_visual_stream_changes_it(model):
+    features, visual = inputs()
+    closed = model.generate(features, visual, **NBEST)
+    open_gate(model)
+    opened = model.generate(features, visual, **NBEST)
+    assert opened.sequences.shape[0] == 6 and opened.sequences_scores.shape == (6,)  # 3 hypotheses per clip
+    assert not torch.allclose(opened.sequences_scores, closed.sequences_scores)
+    audio_only = model.generate(features, None, **NBEST)  # no visual stream: Whisper again, whatever the gate
+    assert torch.equal(audio_only.sequences_scores, closed.sequences_scores)
+
+
+def test_alignment_never_sends_gradient_to_the_audio(model, whisper):
+    audio = torch.randn(2, 50, 16, requires_grad=True)
+    visual = torch.randn(2, 10, 16, requires_grad=True)
+    SparseAlignmentBlock(16, 4, 32)(visual, audio).sum().backward()
+    assert audio.grad is None and visual.grad.abs().sum() > 0
+
+    # in the model: the visual stream's gradient reaches the alignment blocks, not one Whisper encoder weight
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    features, visual = inputs()
+    model(features, visual, decoder_input_ids=decoder_ids(whisper)).visual_hidden_states.pow(2).sum().backward()
+    assert all(p.grad is None for p in model.whisper.model.encoder.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.alignment.parameters())
+
+
+def test_modality_dropout_leaves_dropped_examples_audio_only(random_whisper, whisper):
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM, modality_dropout=0.5)
+    open_gate(model)
+    model.train()
+    model.whisper.eval()  # no dropout inside Whisper, so the comparison is exact
+    features, visual = inputs(batch=8)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        ours = model(features, visual, decoder_input_ids=decoder_ids(whisper, 8)).logits
+        theirs = whisper(input_features=features, decoder_input_ids=decoder_ids(whisper, 8)).logits
+    same = [torch.equal(ours[i], theirs[i]) for i in range(8)]
+    assert any(same) and not all(same)
+
+
+def test_acoustic_reliability_counts_only_the_clip_frames(model, whisper):
+    features, visual = inputs()
+    mask = torch.zeros(2, 3000, dtype=torch.long)
+    mask[:, :300] = 1  # 3 s of a 30-s window
+    with torch.no_grad():
+        whole = model(features, visual, decoder_input_ids=decoder_ids(whisper)).acoustic_reliability
+        clip = model(features, visual, attention_mask=mask, decoder_input_ids=decoder_ids(whisper)).acoustic_reliability
+    assert ((0 <= whole) & (whole <= 1)).all() and ((0 <= clip) & (clip <= 1)).all()
+    assert not torch.allclose(whole, clip)
+    assert AvurForConditionalGeneration.audio_frame_mask(mask).sum(-1).tolist() == [150, 150]
+
+
+def test_save_load_round_trip_and_auto_model(model, whisper, tmp_path):
+    open_gate(model)
+    features, visual = inputs()
+    with torch.no_grad():
+        before = model(features, visual, decoder_input_ids=decoder_ids(whisper)).logits
+    model.save_pretrained(tmp_path / "avur")
+    reloaded = AutoModel.from_pretrained(tmp_path / "avur").eval()
+    assert isinstance(reloaded, AvurForConditionalGeneration) and reloaded.config.sma_layers == [1]
+    with torch.no_grad():
+        after = reloaded(features, visual, decoder_input_ids=decoder_ids(whisper)).logits
+    assert torch.equal(before, after)
+
+
+def test_trust_remote_code_loads_without_the_package(model, whisper, tmp_path):
+    open_gate(model)
+    features, visual = inputs()
+    with torch.no_grad():
+        expected = model(features, visual, decoder_input_ids=decoder_ids(whisper)).logits
+    folder = tmp_path / "avur"
+    model.save_pretrained(folder)
+    assert (folder / "modeling_avur.py").exists() and (folder / "configuration_avur.py").exists()
+    torch.save(
+        {"features": features, "visual": visual, "ids": decoder_ids(whisper), "expected": expected}, tmp_path / "io.pt"
+    )
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("modeling_elegance", "processing", "training"):
+                    raise ImportError(f"{{name}} is blocked: the package is not installed here")
+        sys.meta_path.insert(0, Block())
+        import torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        io = torch.load({str(tmp_path / "io.pt")!r})
+        with torch.no_grad():
+            logits = model(io["features"], io["visual"], decoder_input_ids=io["ids"]).logits
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        assert torch.equal(logits, io["expected"]), (logits - io["expected"]).abs().max()
+        print("remote code ok", type(model).__name__)
+        """
+    )
+    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "remote code ok AvurForConditionalGeneration" in result.stdout
+
+
+def test_clear_errors(model):
+    features, _ = inputs()
+    with pytest.raises(ValueError, match=r"^visual_embeds has shape \(2, 75, 5\); expected \(batch, frames, 8\)"):
+        model(features, torch.zeros(2, 75, 5))
+    with pytest.raises(
+        ValueError, match=r"^visual_embeds has 800 frames; Whisper's window holds 750 frames at 25 fps$"
+    ):
+        model(features, torch.zeros(2, 800, VISUAL_DIM))
+    with pytest.raises(ValueError, match=r"^sma_layers must name at least one of the Whisper encoder's layers 0\.\.3"):
+        AvurConfig(whisper_config={"encoder_layers": 4}, sma_layers=[4])
+    with pytest.raises(ValueError, match=r"^sma_num_heads \(5\) must divide Whisper's d_model \(64\)$"):
+        AvurConfig(whisper_config={"d_model": 64}, sma_num_heads=5)
