@@ -1,0 +1,86 @@
+"""AVUR-LLM's refinement stage (VUR): a causal LM rescores the first stage's N-best list, prompted with the clip's
+run-length-compressed visual units.
+
+The unit vocabulary is added to the LM's tokenizer as tokens ``<vu_0>`` ... ``<vu_{K-1}>``; the LM is adapted with
+LoRA (`peft`) and its input embeddings train too (the new unit tokens start random). A hypothesis scores the sum of
+its tokens' log-probabilities after the prompt; training is list-wise: a softmax over the N hypotheses' scores,
+cross-entropy against the one with the lowest WER. At inference the best hypothesis maximises the LM score plus a
+weighted first-pass score.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .visual_units import run_length_compress
+
+UNIT_TOKEN = "<vu_{}>"
+PROMPT = "Visual units: {units}\nTranscript:"
+
+
+def unit_tokens(num_units: int) -> list[str]:
+    return [UNIT_TOKEN.format(index) for index in range(num_units)]
+
+
+class VisualUnitRescorer(nn.Module):
+    r"""
+    Args:
+        language_model: any Hugging Face causal LM (`AutoModelForCausalLM`): Qwen3, Llama, GPT-2, ...
+        tokenizer: its tokenizer; the unit tokens are added to it.
+        num_units: the quantizer's K.
+        lora_rank: LoRA rank on every linear layer of the LM (0: the LM stays frozen but for its embeddings).
+    """
+
+    def __init__(self, language_model, tokenizer, num_units: int, lora_rank: int = 8):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.num_units = num_units
+        tokenizer.add_tokens(unit_tokens(num_units))
+        language_model.resize_token_embeddings(len(tokenizer))
+        for parameter in language_model.parameters():
+            parameter.requires_grad_(False)
+        if lora_rank:
+            from peft import LoraConfig, get_peft_model
+
+            language_model = get_peft_model(
+                language_model,
+                LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules="all-linear", lora_dropout=0.0),
+            )
+        language_model.get_input_embeddings().weight.requires_grad_(True)
+        self.language_model = language_model
+
+    def prompt(self, units) -> str:
+        """The prompt of a clip's unit sequence ``(frames,)``, run-length compressed."""
+        values, _ = run_length_compress(units)
+        return PROMPT.format(units="".join(UNIT_TOKEN.format(value) for value in values))
+
+    def score(self, units, hypotheses: list[str]) -> torch.Tensor:
+        """``(N,)``: each hypothesis's summed token log-probability after the clip's prompt."""
+        prompt_ids = self.tokenizer(self.prompt(units), add_special_tokens=False)["input_ids"]
+        rows = [
+            prompt_ids + self.tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"]
+            for text in hypotheses
+        ]
+        width = max(len(row) for row in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        device = self.language_model.get_input_embeddings().weight.device
+        ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=device)
+        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows], device=device)
+        logits = self.language_model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        log_probs = logits.log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]  # (N, width - 1)
+        # only the hypothesis's tokens count: position t predicts token t + 1
+        positions = torch.arange(1, width, device=device)
+        counted = (positions[None, :] >= len(prompt_ids)) & mask[:, 1:].bool()
+        return (log_probs * counted).sum(-1)
+
+    @staticmethod
+    def listwise_loss(scores: torch.Tensor, word_error_rates) -> torch.Tensor:
+        """Cross-entropy of the softmax over the N-best's ``scores`` against its lowest-WER hypothesis."""
+        best = int(torch.as_tensor(word_error_rates, dtype=torch.float64).argmin())
+        return nn.functional.cross_entropy(scores[None], torch.tensor([best], device=scores.device))
+
+    @staticmethod
+    def rerank(lm_scores: torch.Tensor, first_pass_scores: torch.Tensor, first_pass_weight: float) -> int:
+        """The index of the hypothesis with the best LM score plus weighted first-pass score."""
+        return int((lm_scores + first_pass_weight * first_pass_scores.to(lm_scores)).argmax())

@@ -1,0 +1,114 @@
+"""AVUR-LLM's refinement stage: the visual-unit quantizer (k-means, save/load), run-length compression, the
+list-wise loss on a hand-made N-best, and the rescorer on locally saved tiny random Qwen3 and Llama models."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
+
+from modeling_elegance.visual_unit_rescorer import VisualUnitRescorer
+from modeling_elegance.visual_units import VisualUnitQuantizer, run_length_compress, run_length_expand
+from processing.default_models import default_llm_path
+
+
+def blobs(seed=0, per_blob=200, dim=6):
+    """Three well separated clusters of points and their true labels."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0] * dim, [10.0] * dim, [-10.0] * dim])
+    labels = np.repeat(np.arange(3), per_blob)
+    return (centres[labels] + rng.standard_normal((len(labels), dim))).astype(np.float32), labels
+
+
+def test_the_quantizer_finds_the_clusters_and_round_trips(tmp_path):
+    points, labels = blobs()
+    quantizer = VisualUnitQuantizer.fit([points[:300], points[300:]], num_units=3, seed=0)
+    units = quantizer(torch.from_numpy(points)[None])[0].numpy()
+    # one unit per cluster, whatever the numbering
+    assert all(len(set(units[labels == label])) == 1 for label in range(3)) and len(set(units)) == 3
+    quantizer.save_pretrained(str(tmp_path))
+    reloaded = VisualUnitQuantizer.from_pretrained(str(tmp_path))
+    assert torch.equal(reloaded.centroids, quantizer.centroids) and reloaded.num_units == 3
+    assert torch.equal(reloaded(torch.from_numpy(points)[None]), quantizer(torch.from_numpy(points)[None]))
+
+
+def test_quantizer_errors(tmp_path):
+    points, _ = blobs(per_blob=2)
+    with pytest.raises(ValueError, match=r"^k-means with 10 units needs at least as many frames, got 6$"):
+        VisualUnitQuantizer.fit(points, num_units=10)
+    quantizer = VisualUnitQuantizer(torch.zeros(4, 6))
+    with pytest.raises(ValueError, match=r"^features have width 5; this quantizer was fitted on width 6$"):
+        quantizer(torch.zeros(1, 3, 5))
+    with pytest.raises(FileNotFoundError, match="holds no visual-unit quantizer"):
+        VisualUnitQuantizer.from_pretrained(str(tmp_path))
+
+
+def test_run_length_compression():
+    assert run_length_compress([5, 5, 5, 2, 2, 7]) == ([5, 2, 7], [3, 2, 1])
+    assert run_length_compress([]) == ([], [])
+    units = np.random.default_rng(0).integers(0, 3, 100)
+    values, counts = run_length_compress(units)
+    assert run_length_expand(values, counts) == units.tolist() and all(a != b for a, b in zip(values, values[1:]))
+
+
+def test_the_listwise_loss_on_a_hand_made_n_best():
+    scores = torch.tensor([1.0, 3.0, 2.0])
+    loss = VisualUnitRescorer.listwise_loss(scores, [0.5, 0.2, 0.1])  # the third hypothesis is the best
+    assert loss.item() == pytest.approx(math.log(math.exp(1) + math.exp(3) + math.exp(2)) - 2.0, abs=1e-6)
+    assert VisualUnitRescorer.rerank(scores, torch.tensor([0.0, 0.0, 5.0]), 0.5) == 2
+    assert VisualUnitRescorer.rerank(scores, torch.tensor([0.0, 0.0, 5.0]), 0.1) == 1
+
+
+def tiny_causal_lm(kind: str, folder: str) -> str:
+    """A random Qwen3 or Llama of the offline MiniLM's vocabulary, saved with that tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(default_llm_path())
+    shape = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    heads = dict(num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    torch.manual_seed(0)
+    model = (
+        Qwen3ForCausalLM(Qwen3Config(**shape, **heads))
+        if kind == "qwen3"
+        else LlamaForCausalLM(LlamaConfig(**shape, **heads))
+    )
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["qwen3", "llama"])
+def test_the_rescorer_learns_to_prefer_the_lowest_wer_hypothesis(kind, tmp_path):
+    folder = tiny_causal_lm(kind, str(tmp_path / kind))
+    rescorer = VisualUnitRescorer(
+        AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), num_units=16, lora_rank=4
+    )
+    assert rescorer.tokenizer.convert_tokens_to_ids("<vu_15>") != rescorer.tokenizer.unk_token_id
+    units = [3, 3, 3, 7, 7, 1]
+    assert rescorer.prompt(units) == "Visual units: <vu_3><vu_7><vu_1>\nTranscript:"
+    hypotheses = ["the cat sat", "the hat sat", "a cat sat down"]
+    scores = rescorer.score(units, hypotheses)
+    assert scores.shape == (3,) and torch.isfinite(scores).all() and (scores < 0).all()
+    # the prompt's tokens do not count: one hypothesis scored alone scores the same
+    assert rescorer.score(units, hypotheses[:1])[0].item() == pytest.approx(scores[0].item(), abs=1e-4)
+    trainable = [name for name, p in rescorer.named_parameters() if p.requires_grad]
+    assert any("lora_" in name for name in trainable) and any("embed" in name for name in trainable)
+    optimizer = torch.optim.Adam([p for p in rescorer.parameters() if p.requires_grad], lr=1e-2)
+    wers = [0.34, 0.0, 0.67]
+    losses = []
+    for _ in range(8):
+        loss = rescorer.listwise_loss(rescorer.score(units, hypotheses), wers)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 2
+    assert int(rescorer.score(units, hypotheses).argmax()) == 1
