@@ -20,6 +20,11 @@ class AvurConfig(PretrainedConfig):
         sma_ffn_dim: hidden width of each alignment block's feed-forward (default: 2 x `d_model`).
         modality_dropout: in training, the share of examples whose visual stream is dropped (the model must stay a
             good audio-only recogniser).
+        lip_input: ``"embeddings"`` (the model takes `visual_embeds`) or ``"frames"`` (it owns a lip encoder, the
+            one of a lip-reading model, and takes mouth ROI clips as `lip_frames`; `visual_dim` is then its
+            `lip_embedding_dim`).
+        lip_frontend_width, lip_embedding_dim, lip_temporal_layers, lip_roi_size: the lip encoder's sizes (with
+            ``lip_input="frames"``; :meth:`AvurForConditionalGeneration.from_whisper` copies them from a lip reader).
 
     Example:
 
@@ -43,6 +48,11 @@ class AvurConfig(PretrainedConfig):
         sma_num_heads: int = 4,
         sma_ffn_dim: int | None = None,
         modality_dropout: float = 0.0,
+        lip_input: str = "embeddings",
+        lip_frontend_width: int = 8,
+        lip_embedding_dim: int = 128,
+        lip_temporal_layers: int = 1,
+        lip_roi_size: int = 48,
         **kwargs,
     ):
         if whisper_config is None:
@@ -60,7 +70,14 @@ class AvurConfig(PretrainedConfig):
             raise ValueError(f"sma_num_heads ({sma_num_heads}) must divide Whisper's d_model ({width})")
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must lie in [0, 1), got {modality_dropout}")
-        self.visual_dim = visual_dim
+        if lip_input not in ("embeddings", "frames"):
+            raise ValueError(f"lip_input must be 'embeddings' or 'frames', got {lip_input!r}")
+        self.lip_input = lip_input
+        self.lip_frontend_width = lip_frontend_width
+        self.lip_embedding_dim = lip_embedding_dim
+        self.lip_temporal_layers = lip_temporal_layers
+        self.lip_roi_size = lip_roi_size
+        self.visual_dim = lip_embedding_dim if lip_input == "frames" else visual_dim
         self.sma_num_heads = sma_num_heads
         self.sma_ffn_dim = sma_ffn_dim or 2 * width
         self.modality_dropout = modality_dropout

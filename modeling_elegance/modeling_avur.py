@@ -27,6 +27,7 @@ from transformers import PreTrainedModel, WhisperForConditionalGeneration
 from transformers.utils import ModelOutput
 
 from .configuration_avur import AvurConfig
+from .lip_encoder import LipEncoder
 
 
 @dataclass
@@ -122,6 +123,7 @@ class AvurForConditionalGeneration(PreTrainedModel):
         whisper_config = config.whisper_config
         width = whisper_config.d_model
         self.whisper = WhisperForConditionalGeneration(whisper_config)
+        self.lip_encoder = LipEncoder(config) if config.lip_input == "frames" else None
         self.visual_projection = nn.Linear(config.visual_dim, width)
         self.alignment = nn.ModuleList(
             SparseAlignmentBlock(width, config.sma_num_heads, config.sma_ffn_dim) for _ in config.sma_layers
@@ -207,6 +209,27 @@ class AvurForConditionalGeneration(PreTrainedModel):
         finally:
             self._visual_state = None
 
+    def embed_lips(
+        self, lip_frames: torch.Tensor | None, video_attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """``(batch, frames, size, size)`` normalised mouth ROIs -> ``(batch, frames, visual_dim)`` by the model's
+        own lip encoder (``lip_input="frames"``)."""
+        if lip_frames is None:
+            return None
+        if self.lip_encoder is None:
+            raise ValueError(
+                "this model takes visual_embeds (lip_input='embeddings'), not lip_frames; build it with "
+                "from_whisper(..., lip_reader=FOLDER) to read mouth ROI clips"
+            )
+        size = self.config.lip_roi_size
+        if lip_frames.dim() != 4 or tuple(lip_frames.shape[2:]) != (size, size):
+            raise ValueError(
+                f"lip_frames has shape {tuple(lip_frames.shape)}; expected (batch, frames, {size}, {size}) grayscale "
+                f"mouth ROIs (the processor resizes clips to lip_roi_size={size})"
+            )
+        lengths = None if video_attention_mask is None else video_attention_mask.long().sum(-1)
+        return self.lip_encoder(lip_frames, lengths)
+
     def forward(
         self,
         input_features: torch.Tensor,
@@ -214,10 +237,15 @@ class AvurForConditionalGeneration(PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
+        lip_frames: torch.Tensor | None = None,
+        video_attention_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> AvurOutput:
         r"""``attention_mask`` ``(batch, 3000)``: the feature frames of the clip (optional; the acoustic probe then
-        weighs only them)."""
+        weighs only them). ``lip_frames`` ``(batch, frames, size, size)`` with ``video_attention_mask`` replace
+        ``visual_embeds`` for a model that owns a lip encoder."""
+        if lip_frames is not None:
+            visual_embeds = self.embed_lips(lip_frames, video_attention_mask)
         with self._visual_context(visual_embeds, attention_mask) as state:
             output = self.whisper(
                 input_features=input_features, labels=labels, decoder_input_ids=decoder_input_ids, **kwargs
@@ -236,20 +264,38 @@ class AvurForConditionalGeneration(PreTrainedModel):
         input_features: torch.Tensor,
         visual_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        lip_frames: torch.Tensor | None = None,
+        video_attention_mask: torch.Tensor | None = None,
         **kwargs,
     ):
         """Whisper's `generate` (greedy, beams, ``num_return_sequences`` for the N-best, ``output_scores``) with the
         visual stream."""
+        if lip_frames is not None:
+            visual_embeds = self.embed_lips(lip_frames, video_attention_mask)
         with self._visual_context(visual_embeds, attention_mask):
             return self.whisper.generate(input_features, **kwargs)
 
     @classmethod
-    def from_whisper(cls, whisper_name_or_path: str, **config_kwargs) -> AvurForConditionalGeneration:
+    def from_whisper(
+        cls, whisper_name_or_path: str, lip_reader: str | None = None, **config_kwargs
+    ) -> AvurForConditionalGeneration:
         """The AV model around a Whisper checkpoint (a Hub name or folder): Whisper's weights, new SMA and AMF
-        blocks, the acoustic probe initialised from Whisper's last decoder cross-attention."""
+        blocks, the acoustic probe initialised from Whisper's last decoder cross-attention. With ``lip_reader`` (a
+        folder of `elegance-pretrain-lips`), the model owns that lip reader's encoder and reads mouth ROI clips."""
+        from .modeling_lip_reading import LIP_ENCODER_FIELDS, lip_encoder_config_overrides, load_lip_encoder_state_dict
+
+        if lip_reader is not None:
+            sizes = lip_encoder_config_overrides(lip_reader)
+            config_kwargs = {
+                **config_kwargs,
+                "lip_input": "frames",
+                **{name: sizes[name] for name in LIP_ENCODER_FIELDS},
+            }
         whisper = WhisperForConditionalGeneration.from_pretrained(whisper_name_or_path, dtype=torch.float32)
         model = cls(AvurConfig(whisper_config=whisper.config.to_dict(), **config_kwargs))
         model.whisper.load_state_dict(whisper.state_dict())
+        if lip_reader is not None:
+            model.lip_encoder.load_state_dict(load_lip_encoder_state_dict(lip_reader, model.config))
         model.whisper.generation_config = whisper.generation_config
         last_cross_attention = model.whisper.model.decoder.layers[-1].encoder_attn
         with torch.no_grad():

@@ -173,3 +173,34 @@ def test_clear_errors(model):
         AvurConfig(whisper_config={"encoder_layers": 4}, sma_layers=[4])
     with pytest.raises(ValueError, match=r"^sma_num_heads \(5\) must divide Whisper's d_model \(64\)$"):
         AvurConfig(whisper_config={"d_model": 64}, sma_num_heads=5)
+
+
+def test_a_model_built_on_the_lip_reader_reads_mouth_clips(random_whisper, whisper):
+    from modeling_elegance import LipReadingModel
+
+    reader_folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")
+    reader = LipReadingModel.from_pretrained(reader_folder).eval()
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, lip_reader=reader_folder).eval()
+    assert model.config.lip_input == "frames" and model.config.visual_dim == reader.config.lip_embedding_dim
+    for name, tensor in model.lip_encoder.state_dict().items():
+        assert torch.equal(tensor, reader.encoder.state_dict()[name]), name
+    open_gate(model)
+    size = reader.config.lip_roi_size
+    lips = torch.randn(2, 75, size, size)
+    mask = torch.ones(2, 75, dtype=torch.long)
+    mask[1, 60:] = 0
+    features, _ = inputs()
+    with torch.no_grad():
+        embeddings = reader(lips, video_attention_mask=mask).embeddings
+        from_frames = model(
+            features, lip_frames=lips, video_attention_mask=mask, decoder_input_ids=decoder_ids(whisper)
+        )
+        from_embeddings = model(features, embeddings, decoder_input_ids=decoder_ids(whisper))
+    torch.testing.assert_close(from_frames.logits, from_embeddings.logits, atol=1e-5, rtol=1e-5)
+    with pytest.raises(
+        ValueError, match=r"^lip_frames has shape \(2, 75, 32, 32\); expected \(batch, frames, 48, 48\)"
+    ):
+        model(features, lip_frames=torch.zeros(2, 75, 32, 32))
+    embeddings_model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM)
+    with pytest.raises(ValueError, match=r"^this model takes visual_embeds \(lip_input='embeddings'\), not lip_frames"):
+        embeddings_model(features, lip_frames=lips)
