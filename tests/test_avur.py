@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModel, WhisperForConditionalGeneration
@@ -204,3 +205,45 @@ def test_a_model_built_on_the_lip_reader_reads_mouth_clips(random_whisper, whisp
     embeddings_model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM)
     with pytest.raises(ValueError, match=r"^this model takes visual_embeds \(lip_input='embeddings'\), not lip_frames"):
         embeddings_model(features, lip_frames=lips)
+
+
+# --- the processor ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def processor(random_whisper):
+    from processing import AvurProcessor
+
+    return AvurProcessor.from_whisper(random_whisper, lip_roi_size=32)
+
+
+def test_the_processor_prepares_whispers_features_lips_and_labels(processor, random_whisper, tiny_corpus, tmp_path):
+    from transformers import AutoProcessor, WhisperFeatureExtractor
+
+    examples = [tiny_corpus["test"][0], tiny_corpus["test"][1]]
+    batch = processor(
+        audio=[e["target"] for e in examples],
+        videos=[e["lips"] for e in examples],
+        text=[e["transcript"] for e in examples],
+        return_tensors="pt",
+    )
+    expected = WhisperFeatureExtractor()([examples[0]["target"]], sampling_rate=16000, return_tensors="pt")
+    torch.testing.assert_close(batch["input_features"][:1], expected.input_features)
+    assert batch["attention_mask"].shape == (2, 3000) and int(batch["attention_mask"][0].sum()) == 300
+    assert batch["lip_frames"].shape == (2, 75, 32, 32) and batch["video_attention_mask"].shape == (2, 75)
+    decoded = processor.batch_decode(batch["labels"].masked_fill(batch["labels"] == -100, 0))
+    assert decoded[0].startswith(examples[0]["transcript"][:10])
+    processor.save_pretrained(tmp_path / "processor")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "processor")
+    assert type(reloaded).__name__ == "AvurProcessor"
+    again = reloaded(audio=[e["target"] for e in examples], videos=[e["lips"] for e in examples], return_tensors="pt")
+    assert torch.equal(again["input_features"], batch["input_features"])
+
+
+def test_the_processor_names_bad_input(processor):
+    with pytest.raises(ValueError, match=r"^pass at least one of audio=, videos= or text=$"):
+        processor()
+    with pytest.raises(ValueError, match=r"^example 0: the audio lasts 2\.00 s but the lip clip has 75 frames"):
+        processor(audio=[np.zeros(32000, np.float32)], videos=[np.zeros((75, 32, 32), np.uint8)])
+    with pytest.raises(ValueError, match=r"^Whisper reads at most 30 s at a time; got 31\.0 s"):
+        processor(audio=[np.zeros(16000 * 31, np.float32)])

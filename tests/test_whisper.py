@@ -169,7 +169,7 @@ def test_whisper_judge_finetunes_the_decoder_on_clean_training_speech(
 
     processor = WhisperProcessor.from_pretrained(random_whisper)
     start = WhisperForConditionalGeneration.from_pretrained(random_whisper).config.decoder_start_token_id
-    batch = TranscribedSpeechCollator(processor, start)([tiny_corpus["train"][0], tiny_corpus["train"][1]])
+    batch = TranscribedSpeechCollator(processor)([tiny_corpus["train"][0], tiny_corpus["train"][1]])
     assert batch["input_features"].shape == (2, 80, 3000)
     assert (batch["labels"][:, 0] != start).all()
     first = batch["labels"][0][batch["labels"][0] != -100]

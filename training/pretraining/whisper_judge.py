@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 
+from processing.processing_avur import whisper_labels
+
 from ..data import load_split
 from ..language_model import freeze
 from ..staged_folder import staged_folder
@@ -50,22 +52,14 @@ class TranscribedSpeechCollator:
     """Corpus examples -> Whisper's ``input_features`` of the clean target and the transcript's token ``labels``
     (-100 where padded; the start token is left to the model, which prepends it when it shifts the labels)."""
 
-    def __init__(self, processor, decoder_start_token_id: int):
+    def __init__(self, processor):
         self.processor = processor
-        self.decoder_start_token_id = decoder_start_token_id
-        if processor.tokenizer.pad_token is None:  # Whisper pads with its end token; the mask tells them apart
-            processor.tokenizer.pad_token = processor.tokenizer.eos_token
 
     def __call__(self, examples):
         audio = [np.asarray(example["target"], dtype=np.float32) for example in examples]
         features = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
-        tokens = self.processor.tokenizer(
-            [" " + str(example["transcript"]).strip() for example in examples], padding=True, return_tensors="pt"
-        )
-        labels = tokens["input_ids"].masked_fill(tokens["attention_mask"] == 0, -100)
-        if (labels[:, 0] == self.decoder_start_token_id).all():
-            labels = labels[:, 1:]
-        return {"input_features": features.input_features, "labels": labels}
+        labels = whisper_labels(self.processor.tokenizer, [example["transcript"] for example in examples])
+        return {"input_features": features.input_features, "labels": torch.from_numpy(labels)}
 
 
 def finetune_whisper(args: WhisperJudgeArguments, training_args: Seq2SeqTrainingArguments):
@@ -86,7 +80,7 @@ def finetune_whisper(args: WhisperJudgeArguments, training_args: Seq2SeqTraining
         args=training_args,
         train_dataset=train,
         eval_dataset=evaluation if training_args.eval_strategy != "no" else None,
-        data_collator=TranscribedSpeechCollator(processor, model.config.decoder_start_token_id),
+        data_collator=TranscribedSpeechCollator(processor),
         processing_class=processor,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
