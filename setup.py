@@ -80,6 +80,7 @@ setup(
             "elegance-push=training.release.push:main",
             "elegance-whisper-offline=training.offline_whisper:main",
             "elegance-finetune-whisper=training.pretraining.whisper_judge:main",
+            "elegance-train-avsr=training.train_avsr:main",
         ]
     },
 )

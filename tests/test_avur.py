@@ -12,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModel, WhisperForConditionalGeneration
 
 from modeling_elegance import AvurConfig, AvurForConditionalGeneration
@@ -247,3 +248,32 @@ def test_the_processor_names_bad_input(processor):
         processor(audio=[np.zeros(32000, np.float32)], videos=[np.zeros((75, 32, 32), np.uint8)])
     with pytest.raises(ValueError, match=r"^Whisper reads at most 30 s at a time; got 31\.0 s"):
         processor(audio=[np.zeros(16000 * 31, np.float32)])
+
+
+# --- training ----------------------------------------------------------------------------------------------------------
+
+
+def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable_model(
+    random_whisper, tiny_corpus_path, tmp_path
+):
+    from transformers import AutoProcessor
+
+    from training.train_avsr import main
+
+    out = str(tmp_path / "run")
+    flags = ["--data", tiny_corpus_path, "--whisper", random_whisper, "--output_dir", out, "--disable_tqdm", "true"]
+    flags += ["--per_device_train_batch_size", "2", "--save_steps", "1", "--logging_steps", "1", "--eval_split", "none"]
+    assert main([*flags, "--max_steps", "1"]) == 0
+    first = os.path.join(out, "checkpoint-1")
+    assert os.path.isdir(first) and not os.path.exists(os.path.join(out, ".staging"))
+    saved = load_file(os.path.join(first, "model.safetensors"))
+    assert saved and not any(name.startswith(("model.whisper.", "model.lip_encoder.")) for name in saved)
+    assert main([*flags, "--max_steps", "2", "--resume_from_checkpoint", "last"]) == 0
+    assert os.path.isdir(os.path.join(out, "checkpoint-2"))
+    trained = AutoModel.from_pretrained(os.path.join(out, "avsr"))
+    start = AvurForConditionalGeneration.from_whisper(
+        random_whisper, lip_reader=os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")
+    )
+    assert torch.equal(trained.whisper.model.encoder.conv1.weight, start.whisper.model.encoder.conv1.weight)
+    assert not torch.equal(trained.visual_projection.weight, start.visual_projection.weight)
+    assert type(AutoProcessor.from_pretrained(os.path.join(out, "avsr"))).__name__ == "AvurProcessor"

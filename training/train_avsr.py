@@ -1,0 +1,174 @@
+"""`elegance-train-avsr`: AVUR-LLM's first stage (Whisper + sparse modality alignment + adaptive modulated fusion)
+trained on a corpus's clean and noisy speech with its lips.
+
+    elegance-train-avsr --data DATA --output_dir runs/avsr [--whisper NAME_OR_DIR] [--lip_reader DIR]
+        [--train_splits train,train_noisy] [--eval_split validation_noisy] [any transformers.TrainingArguments flag]
+
+Whisper (default: the offline tiny.en) and the lip reader's encoder (default: the shipped `pretrained/lip-reader`)
+stay frozen; the alignment blocks, the visual projection and the fusion train. Each example is the split's speech
+as a recogniser would hear it: the mixture of a split in noise (target + noise), the clean target of a split of
+talker mixtures. Checkpoints hold only the trained weights and are written atomically (the extraction trainer's
+`GuidanceTrainer`); ``--resume_from_checkpoint last`` continues a run. The trained model and its processor are
+written to ``OUTPUT_DIR/avsr``, whole or not at all (`AutoModel.from_pretrained` loads it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers import HfArgumentParser, TrainingArguments
+
+from modeling_elegance import AvurForConditionalGeneration
+from processing import AvurProcessor
+
+from .data import load_split
+from .guided_model import GuidedOutput
+from .staged_folder import resolve_resume, staged_folder
+from .trainer import GuidanceTrainer
+
+SHIPPED_LIP_READER = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained", "lip-reader"
+)
+
+
+@dataclass
+class AvsrArguments:
+    data: str = field(metadata={"help": "a corpus folder written by elegance-data"})
+    whisper: str | None = field(default=None, metadata={"help": "Whisper name or folder (default: offline tiny.en)"})
+    lip_reader: str | None = field(
+        default=None, metadata={"help": "lip reader folder (elegance-pretrain-lips; default: pretrained/lip-reader)"}
+    )
+    train_splits: str = field(default="train,train_noisy", metadata={"help": "comma-separated training splits"})
+    eval_split: str | None = field(default="validation_noisy", metadata={"help": "'none' for no evaluation split"})
+    sma_layers: str | None = field(
+        default=None, metadata={"help": "Whisper encoder layers, e.g. '2,3' (default: upper half)"}
+    )
+    modality_dropout: float = field(default=0.3, metadata={"help": "share of training examples without lips"})
+
+    def __post_init__(self):
+        if self.eval_split in ("", "none"):
+            self.eval_split = None
+
+
+class RecognitionRun(nn.Module):
+    """The AV recogniser as `GuidanceTrainer` trains it: its loss as the one component ``recognition``, and
+    checkpoints of what trains (not the frozen Whisper or lip encoder)."""
+
+    def __init__(self, model: AvurForConditionalGeneration):
+        super().__init__()
+        self.model = model
+        self.main_input_name = model.main_input_name
+
+    def forward(self, **batch) -> GuidedOutput:
+        loss = self.model(**batch).loss
+        return GuidedOutput(loss=loss, components={"recognition": loss.detach()})
+
+    def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
+        trainable = {name for name, parameter in self.named_parameters() if parameter.requires_grad}
+        frozen = ("model.whisper.", "model.lip_encoder.")
+        return {name: t for name, t in self.state_dict().items() if not name.startswith(frozen) or name in trainable}
+
+    def load_checkpoint_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        expected = set(self.checkpoint_state_dict())
+        if expected != set(state_dict):
+            raise ValueError(
+                f"the checkpoint does not match this model ({len(expected ^ set(state_dict))} names differ); resume "
+                "with the same --whisper, --lip_reader and --sma_layers as the run that wrote it"
+            )
+        self.load_state_dict(state_dict, strict=False)
+
+
+class RecognitionCollator:
+    """Corpus examples -> the processor's ``input_features``, ``attention_mask``, ``lip_frames``,
+    ``video_attention_mask`` and ``labels``."""
+
+    def __init__(self, processor: AvurProcessor):
+        self.processor = processor
+
+    def __call__(self, examples):
+        speech = [
+            example["mixture"] if str(example.get("noise_type", "none")) != "none" else example["target"]
+            for example in examples
+        ]
+        return dict(
+            self.processor(
+                audio=speech,
+                videos=[example["lips"] for example in examples],
+                text=[str(example["transcript"]) for example in examples],
+                return_tensors="pt",
+            )
+        )
+
+
+def build_recognition_run(args: AvsrArguments):
+    """``(run, processor, train dataset, eval dataset)``."""
+    from datasets import concatenate_datasets
+
+    from .offline_whisper import offline_whisper
+
+    whisper = args.whisper or offline_whisper()
+    lip_reader = args.lip_reader or SHIPPED_LIP_READER
+    sma_layers = None if args.sma_layers is None else [int(index) for index in args.sma_layers.split(",")]
+    model = AvurForConditionalGeneration.from_whisper(
+        whisper, lip_reader=lip_reader, sma_layers=sma_layers, modality_dropout=args.modality_dropout
+    )
+    for parameter in [*model.whisper.parameters(), *model.lip_encoder.parameters()]:
+        parameter.requires_grad_(False)
+    processor = AvurProcessor.from_whisper(whisper, lip_roi_size=model.config.lip_roi_size)
+    columns = ["mixture", "target", "lips", "transcript", "noise_type"]
+    splits = [load_split(args.data, split.strip()) for split in args.train_splits.split(",") if split.strip()]
+    train = concatenate_datasets([split.select_columns(columns) for split in splits])
+    evaluation = load_split(args.data, args.eval_split).select_columns(columns) if args.eval_split else None
+    return RecognitionRun(model), processor, train, evaluation
+
+
+def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=print) -> str:
+    """Train; returns the folder of the trained model and processor."""
+    run, processor, train, evaluation = build_recognition_run(args)
+    trainer = GuidanceTrainer(
+        model=run,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=evaluation if training_args.eval_strategy != "no" else None,
+        data_collator=RecognitionCollator(processor),
+        training_record={"avsr": {key: value for key, value in vars(args).items()}},
+    )
+    trainer.train(
+        resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir, log)
+    )
+    final = os.path.join(training_args.output_dir, "avsr")
+    if trainer.args.should_save:
+        with staged_folder(final) as staging:
+            run.model.save_pretrained(staging)
+            processor.save_pretrained(staging)
+    return final
+
+
+def main(argv=None) -> int:
+    parser = HfArgumentParser((AvsrArguments, TrainingArguments))
+    parser.set_defaults(
+        max_steps=1000,
+        learning_rate=5e-4,
+        warmup_steps=50,
+        lr_scheduler_type="cosine",
+        per_device_train_batch_size=8,
+        logging_steps=25,
+        save_steps=250,
+        save_total_limit=2,
+        report_to="none",
+        remove_unused_columns=False,
+        eval_strategy="no",
+    )
+    args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    torch.manual_seed(training_args.seed)
+    final = train_recognizer(args, training_args)
+    print(f"AV recogniser written to {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
