@@ -70,7 +70,7 @@ bench: install-dev
 benchmark-quality: install-dev
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
 	else $(BIN)/elegance-data generate --preset default --splits $(TALKER_SPLITS) --out $(DATA); fi
-	cd benchmarks && ../$(BIN)/python bench_quality.py --out ../docs/results.md
+	cd benchmarks && ../$(BIN)/python bench_quality.py --out ../docs/results.md --pslm "$$(../$(BIN)/elegance-whisper-offline)"
 
 # re-creates the shipped models of pretrained/ (see pretrained/README.md for the commands, commits and measured
 # times): the lip reader, then usev-tiny and av-mamba-tiny side by side on one thread each, each evaluated and

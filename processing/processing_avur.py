@@ -15,7 +15,7 @@ from transformers import BatchFeature, ProcessorMixin
 
 from .feature_extraction_elegance import EleganceFeatureExtractor
 from .lip_video_processor import LipVideoProcessor
-from .processing_elegance import check_durations
+from .processing_elegance import check_durations, package_subprocessor
 
 
 class AvurProcessor(ProcessorMixin):
@@ -32,9 +32,7 @@ class AvurProcessor(ProcessorMixin):
 
     @staticmethod
     def get_possibly_dynamic_module(module_name):
-        # the package's own sub-processors are not in transformers' registries
-        own = {cls.__name__: cls for cls in (EleganceFeatureExtractor, LipVideoProcessor)}
-        return own[module_name] if module_name in own else ProcessorMixin.get_possibly_dynamic_module(module_name)
+        return package_subprocessor(module_name)
 
     @classmethod
     def from_whisper(cls, whisper_name_or_path: str, lip_roi_size: int = 48, fps: int = 25) -> AvurProcessor:

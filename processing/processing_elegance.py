@@ -28,9 +28,7 @@ class EleganceProcessor(ProcessorMixin):
 
     @staticmethod
     def get_possibly_dynamic_module(module_name):
-        # the sub-processors are this package's classes, which transformers' registries do not list
-        own = {cls.__name__: cls for cls in (EleganceFeatureExtractor, LipVideoProcessor)}
-        return own[module_name] if module_name in own else ProcessorMixin.get_possibly_dynamic_module(module_name)
+        return package_subprocessor(module_name)
 
     @classmethod
     def from_defaults(
@@ -114,3 +112,10 @@ def check_durations(audio_mask, video_mask, rate: int, fps: int) -> None:
                 f"{fps} fps ({video_seconds:.2f} s); they must agree within one frame ({1.0 / fps:.2f} s). "
                 f"Trim or pad one of them, or check the clip's frame rate"
             )
+
+
+def package_subprocessor(module_name: str):
+    """The class of a sub-processor by name: this package's own (which transformers' registries do not list), else
+    transformers'."""
+    own = {cls.__name__: cls for cls in (EleganceFeatureExtractor, LipVideoProcessor)}
+    return own[module_name] if module_name in own else ProcessorMixin.get_possibly_dynamic_module(module_name)

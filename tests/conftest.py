@@ -86,3 +86,30 @@ def tiny_random_whisper(folder: str, seed: int = 0) -> str:
 @pytest.fixture(scope="session")
 def random_whisper(tmp_path_factory) -> str:
     return tiny_random_whisper(str(tmp_path_factory.mktemp("whisper") / "tiny-random"))
+
+
+BLOCK_THE_PACKAGE = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("modeling_elegance", "processing", "training"):
+            raise ImportError(f"{name} is blocked: the package is not installed here")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_without_the_package(script: str, tmp_path):
+    """Run ``script`` in a fresh Python in which this package cannot be imported (what a user of a Hub folder with
+    ``trust_remote_code=True`` has); returns the finished process."""
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_THE_PACKAGE + script],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

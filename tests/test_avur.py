@@ -5,13 +5,12 @@ and clear errors."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_without_the_package
 from safetensors.torch import load_file
 from transformers import AutoModel, WhisperForConditionalGeneration
 
@@ -138,12 +137,6 @@ def test_trust_remote_code_loads_without_the_package(model, whisper, tmp_path):
     )
     script = textwrap.dedent(
         f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("modeling_elegance", "processing", "training"):
-                    raise ImportError(f"{{name}} is blocked: the package is not installed here")
-        sys.meta_path.insert(0, Block())
         import torch
         from transformers import AutoModel
         model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
@@ -155,10 +148,7 @@ def test_trust_remote_code_loads_without_the_package(model, whisper, tmp_path):
         print("remote code ok", type(model).__name__)
         """
     )
-    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
-    )
+    result = run_without_the_package(script, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "remote code ok AvurForConditionalGeneration" in result.stdout
 

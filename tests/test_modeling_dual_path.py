@@ -6,13 +6,11 @@ A `DualPathModelTester` builds every test's configs, models and inputs, as trans
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from conftest import run_without_the_package
 from transformers import AutoModel
 
 from modeling_elegance import (
@@ -128,12 +126,6 @@ def test_trust_remote_code_loads_without_the_package(tmp_path):
     torch.save({"batch": batch, "expected": expected}, tmp_path / "io.pt")
     script = textwrap.dedent(
         f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("modeling_elegance", "processing", "training"):
-                    raise ImportError(f"{{name}} is blocked: the package is not installed here")
-        sys.meta_path.insert(0, Block())
         import torch
         from transformers import AutoModel
         try:
@@ -151,10 +143,7 @@ def test_trust_remote_code_loads_without_the_package(tmp_path):
         print("remote code ok", type(model).__name__)
         """
     )
-    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
-    )
+    result = run_without_the_package(script, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "remote code ok AVMambaForTargetSpeechExtraction" in result.stdout
 

@@ -87,62 +87,46 @@ def markdown_report(results: dict) -> str:
         "",
     ]
     for split, summary in results["splits"].items():
-        names = list(next(iter(summary["systems"].values())))
-        lines += [
-            f"## {split} ({summary['examples']} examples)",
-            "",
-            "| system | " + " | ".join(names) + " |",
-            "|---" * (len(names) + 1) + "|",
-        ]
-        for system, values in summary["systems"].items():
-            lines.append(f"| {system} | " + " | ".join(_cell(values[name]) for name in names) + " |")
+        systems, names = list(summary["systems"]), list(next(iter(summary["systems"].values())))
+        lines.append(f"## {split} ({summary['examples']} examples)")
+        lines += _table(
+            None, ["system", *names], [[s, *(_cell(v[n]) for n in names)] for s, v in summary["systems"].items()]
+        )
         if summary.get("fraction_of_oracle") is not None:
             lines += ["", f"Model SI-SDRi = {100 * summary['fraction_of_oracle']:.1f}% of the oracle's."]
         if "si_sdri_by_impairment" in summary:
-            ratios = sorted({ratio for row in summary["si_sdri_by_impairment"].values() for ratio in row})
-            lines += [
-                "",
+            table = summary["si_sdri_by_impairment"]
+            ratios = sorted({ratio for row in table.values() for ratio in row})
+            lines += _table(
                 "Model SI-SDRi (dB) by impairment and impaired ratio:",
-                "",
-                "| impairment | " + " | ".join(ratios) + " |",
-                "|---" * (len(ratios) + 1) + "|",
-            ]
-            for kind, row in sorted(summary["si_sdri_by_impairment"].items()):
-                lines.append(f"| {kind} | " + " | ".join(_cell(row.get(ratio)) for ratio in ratios) + " |")
+                ["impairment", *ratios],
+                [[kind, *(_cell(row.get(r)) for r in ratios)] for kind, row in sorted(table.items())],
+            )
         if "by_language" in summary:
-            systems = list(summary["systems"])
-            lines += [
-                "",
+            lines += _table(
                 "SI-SDRi (dB) by language:",
-                "",
-                "| language | " + " | ".join(systems) + " |",
-                "|---" * (len(systems) + 1) + "|",
-            ]
-            for language, row in summary["by_language"].items():
-                lines.append(f"| {language} | " + " | ".join(_cell(row[s]["si_sdri"]) for s in systems) + " |")
+                ["language", *systems],
+                [
+                    [language, *(_cell(row[s]["si_sdri"]) for s in systems)]
+                    for language, row in summary["by_language"].items()
+                ],
+            )
         if "by_snr" in summary:
-            systems, names = list(summary["systems"]), list(next(iter(summary["systems"].values())))
-            lines += [
-                "",
+            lines += _table(
                 "By SNR of the input (dB), every noise type together:",
-                "",
-                "| SNR | system | " + " | ".join(names) + " |",
-                "|---|---" + "|---" * len(names) + "|",
-            ]
-            for snr, row in summary["by_snr"].items():
-                lines += [
-                    f"| {snr} | {s} | " + " | ".join(_cell(row[s][name]) for name in names) + " |" for s in systems
-                ]
+                ["SNR", "system", *names],
+                [
+                    [snr, s, *(_cell(row[s][n]) for n in names)]
+                    for snr, row in summary["by_snr"].items()
+                    for s in systems
+                ],
+            )
             snrs = list(summary["by_snr"])
-            lines += [
-                "",
+            lines += _table(
                 "Model SI-SDRi (dB) by noise type and SNR:",
-                "",
-                "| noise | " + " | ".join(snrs) + " |",
-                "|---" * (len(snrs) + 1) + "|",
-            ]
-            for kind, row in summary["si_sdri_by_noise"].items():
-                lines.append(f"| {kind} | " + " | ".join(_cell(row.get(snr)) for snr in snrs) + " |")
+                ["noise", *snrs],
+                [[kind, *(_cell(row.get(snr)) for snr in snrs)] for kind, row in summary["si_sdri_by_noise"].items()],
+            )
         if "wer" in summary:
             wer = {system: value for system, value in summary["wer"].items() if system != "by_snr"}
             lines += [
@@ -151,23 +135,33 @@ def markdown_report(results: dict) -> str:
                 + ", ".join(f"{system} {100 * value:.1f}%" for system, value in wer.items()),
             ]
             if "by_snr" in summary["wer"]:
-                lines += [
-                    "",
-                    "| SNR | " + " | ".join(f"WER {system}" for system in wer) + " |",
-                    "|---" * (len(wer) + 1) + "|",
-                ]
-                for snr, row in summary["wer"]["by_snr"].items():
-                    lines.append(f"| {snr} | " + " | ".join(f"{100 * row[system]:.1f}%" for system in wer) + " |")
+                lines += _table(
+                    None,
+                    ["SNR", *(f"WER {system}" for system in wer)],
+                    [[snr, *(f"{100 * row[s]:.1f}%" for s in wer)] for snr, row in summary["wer"]["by_snr"].items()],
+                )
         if "activity_aware" in summary:
-            lines += [
-                "",
-                "| system | SI-SDR where the target speaks (dB) | estimate energy where it is silent, vs. mixture (dB) |",
-                "|---|---|---|",
-            ]
-            for system, row in summary["activity_aware"].items():
-                lines.append(f"| {system} | {_cell(row['active_si_sdr'])} | {_cell(row['silent_energy_db'])} |")
+            lines += _table(
+                None,
+                [
+                    "system",
+                    "SI-SDR where the target speaks (dB)",
+                    "estimate energy where it is silent, vs. mixture (dB)",
+                ],
+                [
+                    [s, _cell(row["active_si_sdr"]), _cell(row["silent_energy_db"])]
+                    for s, row in summary["activity_aware"].items()
+                ],
+            )
         lines.append("")
     return "\n".join(lines)
+
+
+def _table(caption: str | None, header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table (after a blank line and its caption, if any), as lines."""
+    lines = ["", caption, ""] if caption else [""]
+    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _cell(value) -> str:
