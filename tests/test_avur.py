@@ -267,3 +267,35 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
     assert torch.equal(trained.whisper.model.encoder.conv1.weight, start.whisper.model.encoder.conv1.weight)
     assert not torch.equal(trained.visual_projection.weight, start.visual_projection.weight)
     assert type(AutoProcessor.from_pretrained(os.path.join(out, "avsr"))).__name__ == "AvurProcessor"
+
+
+# --- evaluation ----------------------------------------------------------------------------------------------------
+
+
+def test_elegance_evaluate_scores_a_recogniser_by_wer_and_cer(random_whisper, tiny_corpus_path, tmp_path):
+    import json
+
+    from processing import AvurProcessor
+    from training.evaluation.cli import main
+
+    reader = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, lip_reader=reader)
+    folder = str(tmp_path / "avsr")
+    model.save_pretrained(folder)
+    AvurProcessor.from_whisper(random_whisper, lip_roi_size=model.config.lip_roi_size).save_pretrained(folder)
+    out = str(tmp_path / "recognition.json")
+    args = ["--model", folder, "--data", tiny_corpus_path, "--splits", "test,test_noisy", "--max_examples", "6"]
+    assert main([*args, "--out", out]) == 0
+    results = json.load(open(out))
+    for split in ("test", "test_noisy"):
+        summary = results["splits"][split]
+        assert summary["examples"] == 6 and set(summary["wer"]) == set(summary["cer"]) == {"av", "audio_only", "clean"}
+        # the gate is closed: with or without lips the model is the same Whisper, so are its transcripts
+        assert (
+            summary["wer"]["av"] == summary["wer"]["audio_only"]
+            and summary["cer"]["av"] == summary["cer"]["audio_only"]
+        )
+    assert list(results["splits"]["test_noisy"]["by_snr"]) == ["-5", "0"]
+    assert set(results["splits"]["test_noisy"]["by_noise"]) == {"coloured", "babble", "nonstationary"}
+    report = open(str(tmp_path / "recognition.md")).read()
+    assert "WER reduction by the lips" in report and "test_noisy, WER by SNR (dB):" in report

@@ -129,6 +129,16 @@ def test_evaluate_modules_load_offline_and_agree_with_the_functions(name, functi
     assert result[name] == pytest.approx(float(np.mean(result[f"{name}_per_example"])))
 
 
+def test_character_error_rate_and_empty_sides():
+    from training.evaluation.metrics import character_error_rate, word_error_rate
+
+    assert character_error_rate(["The bat!"], ["the cat"]) == pytest.approx(1 / 7)
+    assert character_error_rate(["", "ab"], ["ab", "ab"]) == pytest.approx(2 / 4)
+    assert word_error_rate([""], ["a b"]) == 1.0 and word_error_rate(["a b c"], ["a b"]) == 0.5
+    with pytest.raises(ValueError, match=r"^got 1 hypotheses for 2 references; pass one per reference$"):
+        character_error_rate(["a"], ["a", "b"])
+
+
 def test_wer_module():
     import evaluate
 

@@ -38,6 +38,30 @@ def default_splits(data: str) -> list[str]:
     return [split for split in ALL_SPLITS if split in present]
 
 
+def _commit() -> str:
+    """The package's git commit, empty outside a checkout."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    ).stdout.strip()
+
+
+def evaluate_recognizer(model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams) -> dict:
+    """WER and CER of an audio-visual recogniser on ``splits`` (see :mod:`.recognition_scoring`), written to ``out``
+    and its Markdown report."""
+    from .recognition_scoring import recognition_report, score_recognition
+
+    results = {"model": model_path, "data": data, "commit": _commit() or None, "num_beams": num_beams, "splits": {}}
+    for split in splits:
+        dataset = load_split(data, split, max_examples=max_examples)
+        results["splits"][split] = score_recognition(model, processor, dataset, num_beams, batch_size)
+    _write_atomically(out, json.dumps(results, indent=2))
+    _write_atomically(os.path.splitext(out)[0] + ".md", recognition_report(results))
+    return results
+
+
 def load_model(name_or_path: str):
     from transformers import AutoModel, AutoProcessor
 
@@ -63,9 +87,13 @@ def evaluate_model(
     visual_root=None,
     text_informed_llm: str | None = None,
     embedding_cache_dir: str | None = None,
+    num_beams: int = 1,
 ) -> dict:
-    """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results."""
+    """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results. An
+    audio-visual recogniser (AVUR) is scored by its WER and CER instead (:func:`evaluate_recognizer`)."""
     model, processor = load_model(model_path)
+    if getattr(model.config, "model_type", None) == "avur":
+        return evaluate_recognizer(model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams)
     audio_only, audio_only_processor = load_model(audio_only_model) if audio_only_model else (None, None)
     if audio_only is not None and audio_only.config.lip_input is not None:
         raise ValueError(f"--audio_only_model {audio_only_model} takes lips; pass an audio-only (...-se-...) model")
@@ -91,16 +119,10 @@ def evaluate_model(
         text_prior=text_prior,
     )
     transcriber = None if asr in (None, "none") else load_transcriber(None if asr == OFFLINE_ASR else asr)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=os.path.dirname(os.path.abspath(__file__)),
-    ).stdout.strip()
     results = {
         "model": model_path,
         "data": data,
-        "commit": commit or None,
+        "commit": _commit() or None,
         "audio_only_model": audio_only_model,
         "asr": asr,
         "text_informed_llm": text_informed_llm,
@@ -149,6 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no_perceptual", action="store_true", help="skip PESQ, STOI and ESTOI")
     parser.add_argument("--max_examples", type=int, default=None, help="first N examples of each split")
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--num_beams", type=int, default=1, help="beam width of an audio-visual recogniser")
     parser.add_argument("--num_workers", type=int, default=None, help="processes for PESQ/STOI (default: all cores)")
     parser.add_argument(
         "--text_informed_llm",
@@ -180,6 +203,7 @@ def main(argv=None) -> int:
         args.visual_root,
         args.text_informed_llm,
         args.embedding_cache_dir,
+        args.num_beams,
     )
     with open(os.path.splitext(args.out)[0] + ".md") as stream:
         print(stream.read())

@@ -119,15 +119,35 @@ def normalize_text(text: str) -> list[str]:
 
 
 def word_errors(hypothesis: str, reference: str) -> tuple[int, int]:
-    """``(edit distance in words, reference words)`` after :func:`normalize_text`."""
+    """``(edit distance in words, reference words)`` after :func:`normalize_text`, by jiwer."""
+    import jiwer
+
     hyp, ref = normalize_text(hypothesis), normalize_text(reference)
-    previous = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, guess in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != guess))
-        previous = current
-    return previous[-1], len(ref)
+    if not ref or not hyp:  # jiwer refuses empty references; an empty side is all insertions or all deletions
+        return max(len(hyp), len(ref)), len(ref)
+    alignment = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    return alignment.substitutions + alignment.deletions + alignment.insertions, len(ref)
+
+
+def character_error_rate(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus CER after :func:`normalize_text` (words joined by one space): character edits over reference
+    characters, by jiwer."""
+    import jiwer
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"got {len(hypotheses)} hypotheses for {len(references)} references; pass one per reference")
+    pairs = [(" ".join(normalize_text(r)), " ".join(normalize_text(h))) for h, r in zip(hypotheses, references)]
+    characters = sum(len(r) for r, _ in pairs)
+    if characters == 0:
+        raise ValueError("the references hold no characters; CER is undefined")
+    errors = 0
+    for reference, hypothesis in pairs:
+        if not reference or not hypothesis:
+            errors += max(len(reference), len(hypothesis))
+        else:
+            output = jiwer.process_characters(reference, hypothesis)
+            errors += output.substitutions + output.deletions + output.insertions
+    return errors / characters
 
 
 def word_error_rate(hypotheses: list[str], references: list[str]) -> float:

@@ -89,7 +89,7 @@ def markdown_report(results: dict) -> str:
     for split, summary in results["splits"].items():
         systems, names = list(summary["systems"]), list(next(iter(summary["systems"].values())))
         lines.append(f"## {split} ({summary['examples']} examples)")
-        lines += _table(
+        lines += markdown_table(
             None, ["system", *names], [[s, *(_cell(v[n]) for n in names)] for s, v in summary["systems"].items()]
         )
         if summary.get("fraction_of_oracle") is not None:
@@ -97,13 +97,13 @@ def markdown_report(results: dict) -> str:
         if "si_sdri_by_impairment" in summary:
             table = summary["si_sdri_by_impairment"]
             ratios = sorted({ratio for row in table.values() for ratio in row})
-            lines += _table(
+            lines += markdown_table(
                 "Model SI-SDRi (dB) by impairment and impaired ratio:",
                 ["impairment", *ratios],
                 [[kind, *(_cell(row.get(r)) for r in ratios)] for kind, row in sorted(table.items())],
             )
         if "by_language" in summary:
-            lines += _table(
+            lines += markdown_table(
                 "SI-SDRi (dB) by language:",
                 ["language", *systems],
                 [
@@ -112,7 +112,7 @@ def markdown_report(results: dict) -> str:
                 ],
             )
         if "by_snr" in summary:
-            lines += _table(
+            lines += markdown_table(
                 "By SNR of the input (dB), every noise type together:",
                 ["SNR", "system", *names],
                 [
@@ -122,7 +122,7 @@ def markdown_report(results: dict) -> str:
                 ],
             )
             snrs = list(summary["by_snr"])
-            lines += _table(
+            lines += markdown_table(
                 "Model SI-SDRi (dB) by noise type and SNR:",
                 ["noise", *snrs],
                 [[kind, *(_cell(row.get(snr)) for snr in snrs)] for kind, row in summary["si_sdri_by_noise"].items()],
@@ -135,13 +135,13 @@ def markdown_report(results: dict) -> str:
                 + ", ".join(f"{system} {100 * value:.1f}%" for system, value in wer.items()),
             ]
             if "by_snr" in summary["wer"]:
-                lines += _table(
+                lines += markdown_table(
                     None,
                     ["SNR", *(f"WER {system}" for system in wer)],
                     [[snr, *(f"{100 * row[s]:.1f}%" for s in wer)] for snr, row in summary["wer"]["by_snr"].items()],
                 )
         if "activity_aware" in summary:
-            lines += _table(
+            lines += markdown_table(
                 None,
                 [
                     "system",
@@ -157,7 +157,7 @@ def markdown_report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _table(caption: str | None, header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(caption: str | None, header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table (after a blank line and its caption, if any), as lines."""
     lines = ["", caption, ""] if caption else [""]
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
