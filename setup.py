@@ -83,6 +83,7 @@ setup(
             "elegance-whisper-offline=training.offline_whisper:main",
             "elegance-finetune-whisper=training.pretraining.whisper_judge:main",
             "elegance-train-avsr=training.train_avsr:main",
+            "elegance-train-vur=training.train_vur:main",
         ]
     },
 )

@@ -30,9 +30,11 @@ class VisualUnitRescorer(nn.Module):
         tokenizer: its tokenizer; the unit tokens are added to it.
         num_units: the quantizer's K.
         lora_rank: LoRA rank on every linear layer of the LM (0: the LM stays frozen but for its embeddings).
+        keep_trainable: names of LM parameters that train in full (weights its checkpoint lacked, such as the LM head
+            of a masked encoder loaded as a decoder).
     """
 
-    def __init__(self, language_model, tokenizer, num_units: int, lora_rank: int = 8):
+    def __init__(self, language_model, tokenizer, num_units: int, lora_rank: int = 8, keep_trainable=()):
         super().__init__()
         self.tokenizer = tokenizer
         self.num_units = num_units
@@ -40,6 +42,7 @@ class VisualUnitRescorer(nn.Module):
         language_model.resize_token_embeddings(len(tokenizer))
         for parameter in language_model.parameters():
             parameter.requires_grad_(False)
+        kept = [parameter for name, parameter in language_model.named_parameters() if name in set(keep_trainable)]
         if lora_rank:
             from peft import LoraConfig, get_peft_model
 
@@ -48,6 +51,8 @@ class VisualUnitRescorer(nn.Module):
                 LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules="all-linear", lora_dropout=0.0),
             )
         language_model.get_input_embeddings().weight.requires_grad_(True)
+        for parameter in kept:
+            parameter.requires_grad_(True)
         self.language_model = language_model
 
     def prompt(self, units) -> str:

@@ -113,3 +113,24 @@ def run_without_the_package(script: str, tmp_path):
         text=True,
         timeout=300,
     )
+
+
+def tiny_causal_lm(kind: str, folder: str) -> str:
+    """A random Qwen3 or Llama of the offline MiniLM's vocabulary, saved with that tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+    from processing.default_models import default_llm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(default_llm_path())
+    shape = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    heads = dict(num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    torch.manual_seed(0)
+    model = (
+        Qwen3ForCausalLM(Qwen3Config(**shape, **heads))
+        if kind == "qwen3"
+        else LlamaForCausalLM(LlamaConfig(**shape, **heads))
+    )
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

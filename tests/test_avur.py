@@ -16,6 +16,7 @@ from transformers import AutoModel, WhisperForConditionalGeneration
 
 from modeling_elegance import AvurConfig, AvurForConditionalGeneration
 from modeling_elegance.modeling_avur import SparseAlignmentBlock
+from modeling_elegance.visual_units import VisualUnitQuantizer
 
 VISUAL_DIM = 8
 NBEST = dict(num_beams=3, num_return_sequences=3, output_scores=True, return_dict_in_generate=True, max_new_tokens=4)
@@ -299,3 +300,39 @@ def test_elegance_evaluate_scores_a_recogniser_by_wer_and_cer(random_whisper, ti
     assert set(results["splits"]["test_noisy"]["by_noise"]) == {"coloured", "babble", "nonstationary"}
     report = open(str(tmp_path / "recognition.md")).read()
     assert "WER reduction by the lips" in report and "test_noisy, WER by SNR (dB):" in report
+
+
+def test_elegance_train_vur_fits_units_makes_nbest_lists_and_trains_the_rescorer(
+    random_whisper, tiny_corpus_path, tmp_path
+):
+    import json
+
+    from conftest import tiny_causal_lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from processing import AvurProcessor
+    from training.train_vur import main
+
+    reader = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")
+    recognizer = AvurForConditionalGeneration.from_whisper(random_whisper, lip_reader=reader)
+    folder = str(tmp_path / "avsr")
+    recognizer.save_pretrained(folder)
+    AvurProcessor.from_whisper(random_whisper, lip_roi_size=recognizer.config.lip_roi_size).save_pretrained(folder)
+    llm = tiny_causal_lm("qwen3", str(tmp_path / "qwen3"))
+    out = str(tmp_path / "vur-run")
+    flags = ["--recognizer", folder, "--data", tiny_corpus_path, "--llm", llm, "--output_dir", out]
+    flags += ["--num_units", "8", "--nbest", "2", "--max_examples", "4", "--save_steps", "1", "--disable_tqdm", "true"]
+    assert main([*flags, "--max_steps", "1", "--per_device_train_batch_size", "2"]) == 0
+    saved = load_file(os.path.join(out, "checkpoint-1", "model.safetensors"))
+    assert any("lora_" in name for name in saved) and not any("q_proj.base_layer" in name for name in saved)
+    assert (
+        main([*flags, "--max_steps", "2", "--per_device_train_batch_size", "2", "--resume_from_checkpoint", "last"])
+        == 0
+    )
+    vur = os.path.join(out, "vur")
+    assert json.load(open(os.path.join(vur, "vur_config.json")))["num_units"] == 8
+    assert VisualUnitQuantizer.from_pretrained(vur).num_units == 8
+    tokenizer = AutoTokenizer.from_pretrained(vur)
+    model = AutoModelForCausalLM.from_pretrained(vur)
+    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer) and "<vu_7>" in tokenizer.get_vocab()
+    assert not any("lora" in name for name, _ in model.named_parameters())  # merged

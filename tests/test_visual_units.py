@@ -8,18 +8,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_causal_lm
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    LlamaConfig,
-    LlamaForCausalLM,
-    Qwen3Config,
-    Qwen3ForCausalLM,
 )
 
 from modeling_elegance.visual_unit_rescorer import VisualUnitRescorer
 from modeling_elegance.visual_units import VisualUnitQuantizer, run_length_compress, run_length_expand
-from processing.default_models import default_llm_path
 
 
 def blobs(seed=0, per_blob=200, dim=6):
@@ -67,22 +63,6 @@ def test_the_listwise_loss_on_a_hand_made_n_best():
     assert loss.item() == pytest.approx(math.log(math.exp(1) + math.exp(3) + math.exp(2)) - 2.0, abs=1e-6)
     assert VisualUnitRescorer.rerank(scores, torch.tensor([0.0, 0.0, 5.0]), 0.5) == 2
     assert VisualUnitRescorer.rerank(scores, torch.tensor([0.0, 0.0, 5.0]), 0.1) == 1
-
-
-def tiny_causal_lm(kind: str, folder: str) -> str:
-    """A random Qwen3 or Llama of the offline MiniLM's vocabulary, saved with that tokenizer."""
-    tokenizer = AutoTokenizer.from_pretrained(default_llm_path())
-    shape = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2)
-    heads = dict(num_attention_heads=4, num_key_value_heads=2, head_dim=8)
-    torch.manual_seed(0)
-    model = (
-        Qwen3ForCausalLM(Qwen3Config(**shape, **heads))
-        if kind == "qwen3"
-        else LlamaForCausalLM(LlamaConfig(**shape, **heads))
-    )
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.mark.parametrize("kind", ["qwen3", "llama"])
