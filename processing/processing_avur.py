@@ -17,6 +17,16 @@ from .feature_extraction_elegance import EleganceFeatureExtractor
 from .lip_video_processor import LipVideoProcessor
 from .processing_elegance import check_durations, package_subprocessor
 
+# Whisper's text tokens per second of speech: fast English speech is about 4; the cap stops greedy decoding from
+# looping on speech it cannot read (uncapped, it ran to 448 tokens and scored 204% WER on two-talker mixtures)
+MAX_TOKENS_PER_SECOND = 6
+MIN_NEW_TOKENS_CAP = 8
+
+
+def max_new_tokens_for(seconds: float) -> int:
+    """Whisper's decoding budget for a clip of ``seconds``: room for fast speech, not for a loop."""
+    return MIN_NEW_TOKENS_CAP + int(np.ceil(MAX_TOKENS_PER_SECOND * seconds))
+
 
 class AvurProcessor(ProcessorMixin):
     r"""

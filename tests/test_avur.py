@@ -336,3 +336,32 @@ def test_elegance_train_vur_fits_units_makes_nbest_lists_and_trains_the_rescorer
     model = AutoModelForCausalLM.from_pretrained(vur)
     assert model.get_input_embeddings().weight.shape[0] == len(tokenizer) and "<vu_7>" in tokenizer.get_vocab()
     assert not any("lora" in name for name, _ in model.named_parameters())  # merged
+
+
+def test_the_recognition_pipeline_transcribes_with_and_without_lips(
+    random_whisper, tiny_corpus, saved_models, tmp_path
+):
+    from transformers import pipeline
+
+    import pipelines  # noqa: F401
+    from processing import AvurProcessor
+
+    reader = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, lip_reader=reader)
+    open_gate(model)
+    folder = str(tmp_path / "avsr")
+    model.save_pretrained(folder)
+    processor = AvurProcessor.from_whisper(random_whisper, lip_roi_size=model.config.lip_roi_size)
+    processor.save_pretrained(folder)
+    example = tiny_corpus["test"][0]
+    recognise = pipeline("audio-visual-speech-recognition", model=folder)
+    with_lips = recognise(example["mixture"], lips=example["lips"])
+    np.save(tmp_path / "lips.npy", example["lips"])
+    assert recognise(example["mixture"], lips=str(tmp_path / "lips.npy")) == with_lips
+    # what the pipeline says is the model's own greedy transcript
+    inputs = processor(audio=[example["mixture"]], videos=[example["lips"]], return_tensors="pt")
+    ids = model.eval().generate(**{k: inputs[k] for k in processor.model_input_names}, max_new_tokens=26)
+    assert with_lips == {"text": processor.batch_decode(ids)[0]}
+    assert isinstance(recognise(example["mixture"])["text"], str)  # audio only
+    with pytest.raises(ValueError, match=r"^audio-visual-speech-recognition needs an AVUR recogniser"):
+        pipeline("audio-visual-speech-recognition", model=saved_models["usev-tiny"])

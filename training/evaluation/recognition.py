@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from processing.processing_avur import max_new_tokens_for
+
 from .metrics import word_error_rate
 from .scoring import ExtractionEvaluator, iterate_batches
 
@@ -30,17 +32,6 @@ class CTCTranscriber:
         with torch.inference_mode():
             ids = self.model(inputs["input_values"]).logits.argmax(-1)
         return self.processor.batch_decode(ids)
-
-
-# Whisper's text tokens per second of speech: fast English speech is about 4; the cap stops greedy decoding from
-# looping on speech it cannot read (uncapped, it ran to 448 tokens and scored 204% WER on two-talker mixtures)
-MAX_TOKENS_PER_SECOND = 6
-MIN_NEW_TOKENS_CAP = 8
-
-
-def max_new_tokens_for(seconds: float) -> int:
-    """The decoding budget of a clip of ``seconds``: room for fast speech, not for a loop."""
-    return MIN_NEW_TOKENS_CAP + int(np.ceil(MAX_TOKENS_PER_SECOND * seconds))
 
 
 class WhisperTranscriber:
