@@ -190,3 +190,61 @@ def render_lip_reading_card(
         evaluation=evaluation,
     )
     return ModelCard(re.sub(r"\n{3,}", "\n\n", card.content))
+
+
+def render_recognition_card(
+    config,
+    *,
+    steps: int | None,
+    training: dict,
+    evaluation: dict | None = None,
+    model_name: str = "avsr",
+    repo_id: str | None = None,
+) -> ModelCard:
+    """The card of an audio-visual recogniser written by ``elegance-train-avsr``: its architecture, what it was
+    trained from and on, and, when given, the JSON of ``elegance-evaluate`` (WER per split, as the model-index)."""
+    results, rows = [], []
+    for split, summary in (evaluation or {}).get("splits", {}).items():
+        wer = summary["wer"]
+        rows.append(
+            {
+                "split": split,
+                "examples": summary["examples"],
+                "wer": wer,
+                "reduction": 1 - wer["av"] / wer["audio_only"] if wer["audio_only"] else float("nan"),
+            }
+        )
+        results.append(
+            EvalResult(
+                task_type="automatic-speech-recognition",
+                task_name="Audio-visual speech recognition",
+                dataset_type=_dataset_type(evaluation.get("data", "elegance embedded corpus")),
+                dataset_name=f"{evaluation.get('data')} ({split})",
+                dataset_split=split,
+                metric_type="wer",
+                metric_name="WER",
+                metric_value=round(float(wer["av"]), 4),
+            )
+        )
+    card_data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        model_name=model_name,
+        tags=["elegance", "audio-visual-speech-recognition", "avur-llm", "whisper"],
+        pipeline_tag="automatic-speech-recognition",
+        eval_results=results or None,
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=os.path.join(TEMPLATE_DIR, "recognition.jinja"),
+        model_name=model_name,
+        repo_id=repo_id,
+        config=config,
+        steps=steps if steps is not None else "unknown",
+        whisper=training.get("whisper") or "the offline Whisper tiny.en",
+        lip_reader=training.get("lip_reader") or "pretrained/lip-reader",
+        data=training.get("data"),
+        train_splits=training.get("train_splits"),
+        evaluation=rows,
+    )
+    return ModelCard(re.sub(r"\n{3,}", "\n\n", card.content))

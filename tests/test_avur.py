@@ -268,6 +268,24 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
     assert torch.equal(trained.whisper.model.encoder.conv1.weight, start.whisper.model.encoder.conv1.weight)
     assert not torch.equal(trained.visual_projection.weight, start.visual_projection.weight)
     assert type(AutoProcessor.from_pretrained(os.path.join(out, "avsr"))).__name__ == "AvurProcessor"
+    card = open(os.path.join(out, "avsr", "README.md")).read()
+    assert "An **audio-visual speech recogniser**" in card and "- steps: 2" in card and "Not evaluated yet" in card
+
+
+def test_the_recognition_card_carries_the_evaluation(random_whisper):
+    from huggingface_hub import ModelCard
+
+    from hub_cards import render_recognition_card
+
+    config = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM).config
+    evaluation = {
+        "data": "data/default-noisy",
+        "splits": {"test_noisy": {"examples": 150, "wer": {"av": 0.3, "audio_only": 0.4, "clean": 0.2}}},
+    }
+    card = render_recognition_card(config, steps=100, training={"data": "d"}, evaluation=evaluation)
+    assert "| test_noisy | 150 | 30.0% | 40.0% | 20.0% | 25.0% |" in card.content
+    (result,) = ModelCard(card.content).data.eval_results
+    assert (result.metric_type, result.metric_value, result.dataset_split) == ("wer", 0.3, "test_noisy")
 
 
 # --- evaluation ----------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from transformers import HfArgumentParser, TrainingArguments
 
+from hub_cards import render_recognition_card
 from modeling_elegance import AvurForConditionalGeneration
 from processing import AvurProcessor
 
@@ -142,9 +143,13 @@ def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=
     )
     final = os.path.join(training_args.output_dir, "avsr")
     if trainer.args.should_save:
+        card = render_recognition_card(
+            run.model.config, steps=trainer.state.global_step, training=vars(args), model_name="avsr"
+        )
         with staged_folder(final) as staging:
             run.model.save_pretrained(staging)
             processor.save_pretrained(staging)
+            card.save(os.path.join(staging, "README.md"))
     return final
 
 
