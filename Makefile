@@ -65,6 +65,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_corpus_generation.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_backbones.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_guidance.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_avsr.py --out docs/benchmarks.md
 
 # every guidance strategy, 3 seeds, a fixed step budget (about 2 hours on 2 cores; resumes where it stopped)
 benchmark-quality: install-dev

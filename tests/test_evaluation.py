@@ -38,6 +38,26 @@ def test_si_sdr_and_sdr_match_torchmetrics(signals):
     assert len(set(np.round(expected_sdr, 3))) == 5  # five different noise levels, five different scores
 
 
+def test_the_sdr_solve_survives_the_batched_multithreaded_lu_bug():
+    """pytorch/pytorch#142815: a batched `torch.linalg.solve` on 2 threads fails on two identity matrices; the
+    Cholesky solve that SDR uses returns the exact answer."""
+    from training.evaluation.metrics import solve_symmetric
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        matrices = torch.eye(151, dtype=torch.float64).repeat(2, 1, 1)
+        vectors = torch.arange(302, dtype=torch.float64).view(2, 151)
+        assert torch.equal(solve_symmetric(matrices, vectors), vectors)
+        semi_definite = torch.zeros(1, 3, 3, dtype=torch.float64)
+        semi_definite[0, 0, 0] = 2.0  # rank 1: least squares
+        assert solve_symmetric(semi_definite, torch.tensor([[4.0, 0.0, 0.0]], dtype=torch.float64)).tolist() == [
+            [2.0, 0.0, 0.0]
+        ]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_invariances_and_silence(signals):
     estimate, reference = signals
     base = metrics.si_sdr(estimate, reference)

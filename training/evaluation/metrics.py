@@ -55,6 +55,23 @@ def si_sdr(estimate, reference) -> np.ndarray:
     return _undefined(estimate, reference, scale_invariant_sdr(estimate, reference, eps=0.0)).numpy()
 
 
+def solve_symmetric(matrices: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """``matrices @ x = vectors`` for symmetric positive (semi-)definite ``(batch, L, L)`` matrices, by Cholesky.
+
+    Not `torch.linalg.solve`: its batched LU solve on more than one thread fails inside MKL on valid input with torch
+    2.11 ("Intel oneMKL ERROR: Parameter 6 was incorrect on entry to DLASWP", then "Pivots given to lu_solve must all
+    be greater or equal to 1"; pytorch/pytorch#142815, reproduced here on a batch of two identity matrices). An
+    autocorrelation (Toeplitz) matrix is positive semi-definite, so Cholesky fits and needs no row swaps; a matrix
+    that is only semi-definite falls back to least squares.
+    """
+    factor, info = torch.linalg.cholesky_ex(matrices)
+    solution = torch.cholesky_solve(vectors[..., None], factor)[..., 0]
+    singular = info != 0
+    if singular.any():
+        solution[singular] = torch.linalg.lstsq(matrices[singular], vectors[singular][..., None]).solution[..., 0]
+    return solution
+
+
 def sdr(estimate, reference, filter_length: int = SDR_FILTER_LENGTH) -> np.ndarray:
     """SDR in dB as BSS Eval defines it: the reference may be distorted by the best ``filter_length``-tap FIR
     filter before the rest counts as error (the definition of museval/torchmetrics' ``signal_distortion_ratio``)."""
@@ -72,7 +89,7 @@ def sdr(estimate, reference, filter_length: int = SDR_FILTER_LENGTH) -> np.ndarr
     # a silent reference has no filter to solve for (its score is NaN below): an identity keeps the solve regular
     autocorrelation[reference.pow(2).sum(-1) < SILENCE_ENERGY] = (lags == 0).to(autocorrelation.dtype)
     toeplitz = autocorrelation[..., (lags[:, None] - lags[None, :]).abs()]  # (batch, L, L)
-    filter_taps = torch.linalg.solve(toeplitz, crosscorrelation)
+    filter_taps = solve_symmetric(toeplitz, crosscorrelation)
     coherence = (crosscorrelation * filter_taps).sum(-1)  # energy of the filtered reference, unit-norm estimate
     # a perfect estimate leaves 1 - coherence at rounding level (possibly below 0): cap it at about 156 dB
     scores = 10 * torch.log10(coherence / (1 - coherence).clamp_min(torch.finfo(torch.float64).eps))
