@@ -222,7 +222,7 @@ MIN_BASELINE_FOR_RELATIVE_DB = 1.0  # below this a relative change divides by al
 def comparison_cells(values: list[float], baseline: list[float] | None) -> str:
     """``mean ± std | difference in dB (relative change) | beyond spread`` against the unguided runs."""
     mean, std = mean_std(values)
-    cells = f"{mean:.2f} ± {std:.2f}"
+    cells = f"{mean:.2f} ± {std:.2f}" if len(values) > 1 else f"{mean:.2f}"
     if baseline is None:
         return cells + " | | "
     base_mean, base_std = mean_std(baseline)
@@ -231,7 +231,10 @@ def comparison_cells(values: list[float], baseline: list[float] | None) -> str:
         if abs(base_mean) >= MIN_BASELINE_FOR_RELATIVE_DB
         else ""
     )
-    beyond = "yes" if abs(mean - base_mean) > std + base_std else "no"
+    if len(values) < 2 or len(baseline) < 2:
+        beyond = "n/a (one seed)"  # a single run has no spread to compare against
+    else:
+        beyond = "yes" if abs(mean - base_mean) > std + base_std else "no"
     return f"{cells} | {mean - base_mean:+.2f} dB{relative} | {beyond}"
 
 
@@ -243,8 +246,9 @@ def report(results: list[dict], args, seconds: float) -> str:
         "# Results: guidance strategies on the embedded corpus",
         "",
         f"Command (in `benchmarks/`): `python bench_quality.py {shlex.join(sys.argv[1:])}` ({machine_line()}); "
-        f"wall time of this invocation {seconds / 60:.0f} min; the {len(results)} runs took "
-        f"{sum(r['seconds'] for r in results) / 60:.0f} min of their own (training, export and scoring).",
+        + ("" if args.report_only else f"wall time of this invocation {seconds / 60:.0f} min; ")
+        + f"the {len(results)} finished runs took {sum(r['seconds'] for r in results) / 60:.0f} min of their own "
+        "(training, export and scoring, each on one thread beside another run).",
         f"Each run: {args.max_steps} steps of batch 4 (dynamic mixtures of `{os.path.relpath(args.data, ROOT)}`'s "
         f"training speakers) from the lip encoder `{os.path.relpath(args.lip_encoder, ROOT)}` (frozen), the separator "
         "from scratch, `elegance-train`'s default optimiser settings"
@@ -257,8 +261,8 @@ def report(results: list[dict], args, seconds: float) -> str:
         f"{MIN_BASELINE_FOR_RELATIVE_DB:g} dB from 0 (closer to 0 it divides by almost nothing); 'beyond spread' says "
         "whether the difference of means exceeds the sum of the two standard deviations.",
         "",
-        "| backbone | guidance | test SI-SDRi | vs. unguided | beyond spread | test_impaired SI-SDRi | vs. unguided | beyond spread |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backbone | guidance | seeds | test SI-SDRi | vs. unguided | beyond spread | test_impaired SI-SDRi | vs. unguided | beyond spread |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (backbone, guidance), runs in by_config.items():
         if backbone.startswith("usev-se"):
@@ -269,7 +273,8 @@ def report(results: list[dict], args, seconds: float) -> str:
             values = [r["si_sdri"][split] for r in runs]
             base = None if guidance == "none" or baseline is None else [r["si_sdri"][split] for r in baseline]
             cells.append(comparison_cells(values, base))
-        lines.append(f"| {backbone} | {guidance} | " + " | ".join(cells) + " |")
+        seeds = ",".join(str(r["seed"]) for r in runs)
+        lines.append(f"| {backbone} | {guidance} | {seeds} | " + " | ".join(cells) + " |")
     informed = [(key, runs) for key, runs in by_config.items() if any("text_informed_si_sdri" in r for r in runs)]
     if informed:
         lines += [
