@@ -37,7 +37,10 @@ def test_log_mel_is_whispers_feature_extractor_in_torch(encoder):
 
 
 def test_hidden_states_equal_transformers_on_a_full_window(encoder, random_whisper):
+    from training.whisper_speech_encoder import TARGET_RMS
+
     clip = speech_like(30.0, seed=1)
+    clip = (clip * (TARGET_RMS / np.sqrt(np.mean(clip.astype(np.float64) ** 2)))).astype(np.float32)  # its level
     features = WhisperFeatureExtractor(feature_size=80)(clip, sampling_rate=16000, return_tensors="pt").input_features
     with torch.no_grad():
         expected = WhisperModel.from_pretrained(random_whisper).encoder(features).last_hidden_state
@@ -59,8 +62,34 @@ def test_the_gradient_reaches_the_waveform_and_not_the_weights(encoder):
     assert not any(parameter.requires_grad for parameter in encoder.parameters())
 
 
+def test_the_level_of_the_waveform_does_not_matter(encoder):
+    """An SI-SDR-trained extractor's output has no fixed scale; the PSLM must not let the loss pull on it."""
+    waveform = torch.from_numpy(np.stack([speech_like(1.0, 4), speech_like(1.0, 5)]))
+    with torch.no_grad():
+        reference, _ = encoder(waveform)
+        for gain in (1e-3, 30.0):
+            torch.testing.assert_close(encoder(waveform * gain)[0], reference, atol=1e-4, rtol=1e-4)
+
+
 def test_clear_errors(encoder):
     with pytest.raises(ValueError, match=r"^Whisper's encoder takes at most 30 s, got 30\.5 s; train on shorter"):
         encoder(torch.zeros(1, 488000))
     with pytest.raises(ValueError, match=r"^Whisper's encoder needs at least 320 samples, got 100$"):
         encoder(torch.zeros(1, 100))
+
+
+def test_a_diverged_run_stops_with_a_clear_error(tmp_path):
+    from torch import nn
+    from transformers import TrainingArguments
+
+    from training.guided_model import GuidedOutput
+    from training.trainer import GuidanceTrainer
+
+    class Diverged(nn.Module):
+        def forward(self, **batch):
+            nan = torch.tensor(float("nan"))
+            return GuidedOutput(loss=nan, components={"extraction": nan, "output": torch.tensor(1.0)})
+
+    trainer = GuidanceTrainer(model=Diverged(), args=TrainingArguments(str(tmp_path), report_to="none", use_cpu=True))
+    with pytest.raises(FloatingPointError, match=r"^the training loss is nan at step 0 \(extraction nan, output 1\): "):
+        trainer.compute_loss(trainer.model.train(), {})

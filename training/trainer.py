@@ -45,6 +45,13 @@ class GuidanceTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
+        if model.training and not torch.isfinite(outputs.loss):
+            components = ", ".join(f"{name} {float(value):.4g}" for name, value in outputs.components.items())
+            raise FloatingPointError(
+                f"the training loss is {float(outputs.loss)} at step {self.state.global_step} ({components}): the "
+                f"run diverged; resume from the last checkpoint in {self.args.output_dir} with a lower "
+                "--learning_rate or guidance weight, or check the inputs"
+            )
         mode = "train" if model.training else "eval"
         sums = self._component_sums[mode]
         for name, value in outputs.components.items():

@@ -21,11 +21,15 @@ from .language_model import freeze
 HOP_LENGTH = 160  # Whisper's feature frames: 10 ms at 16 kHz
 N_FFT = 400
 LOG_FLOOR_DB = 8.0  # Whisper clamps the log-mel spectrogram to within 8 (log10 units) of its maximum
+# the level every waveform is set to before the features: an extractor trained by SI-SDR leaves its output's scale
+# free, while Whisper's log-mel depends on it, so without this the guidance loss could pull the scale anywhere
+TARGET_RMS = 0.05
 
 
 class WhisperSpeechEncoder(nn.Module):
     r"""``(batch, samples)`` 16 kHz waveform -> ``(batch, frames, d_model)`` hidden states at 50 frames/s and
-    ``(batch, frames)`` mask. Differentiable in its input; its weights are frozen. At most 30 s."""
+    ``(batch, frames)`` mask. Differentiable in its input; its weights are frozen. At most 30 s. Each waveform is
+    set to one level (:data:`TARGET_RMS`) first, so its scale does not matter."""
 
     def __init__(self, encoder: nn.Module, mel_filters: torch.Tensor):
         super().__init__()
@@ -70,8 +74,10 @@ class WhisperSpeechEncoder(nn.Module):
             )
         if waveform.shape[-1] < 2 * HOP_LENGTH:
             raise ValueError(f"Whisper's encoder needs at least {2 * HOP_LENGTH} samples, got {waveform.shape[-1]}")
-        if sample_mask is not None:
-            waveform = waveform * sample_mask.to(waveform.dtype)  # what lies past each clip is silence to Whisper
+        weights = torch.ones_like(waveform) if sample_mask is None else sample_mask.to(waveform.dtype)
+        waveform = waveform * weights  # what lies past each clip is silence to Whisper
+        power = waveform.pow(2).sum(-1, keepdim=True) / weights.sum(-1, keepdim=True).clamp_min(1.0)
+        waveform = waveform * (TARGET_RMS / torch.sqrt(power + 1e-10))
         features = self.log_mel(waveform)
         encoder = self.encoder
         hidden = nn.functional.gelu(encoder.conv1(features))
