@@ -83,6 +83,12 @@ class RecognitionRun(nn.Module):
         self.load_state_dict(state_dict, strict=False)
 
 
+def recognition_speech(example: dict):
+    """The speech a recogniser hears in a corpus example: the mixture of a split in noise, the clean target of a
+    split of talker mixtures (whose mixture holds another talker)."""
+    return example["mixture"] if str(example.get("noise_type", "none")) != "none" else example["target"]
+
+
 class RecognitionCollator:
     """Corpus examples -> the processor's ``input_features``, ``attention_mask``, ``lip_frames``,
     ``video_attention_mask`` and ``labels``."""
@@ -91,13 +97,9 @@ class RecognitionCollator:
         self.processor = processor
 
     def __call__(self, examples):
-        speech = [
-            example["mixture"] if str(example.get("noise_type", "none")) != "none" else example["target"]
-            for example in examples
-        ]
         return dict(
             self.processor(
-                audio=speech,
+                audio=[recognition_speech(example) for example in examples],
                 videos=[example["lips"] for example in examples],
                 text=[str(example["transcript"]) for example in examples],
                 return_tensors="pt",

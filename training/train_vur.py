@@ -40,6 +40,7 @@ from .evaluation.metrics import word_error_rate
 from .evaluation.recognition import max_new_tokens_for
 from .guided_model import GuidedOutput
 from .staged_folder import resolve_resume, staged_folder
+from .train_avsr import recognition_speech
 from .trainer import GuidanceTrainer
 
 VUR_CONFIG = "vur_config.json"
@@ -99,24 +100,27 @@ def mid_layer_features(recognizer, lip_frames: torch.Tensor, video_attention_mas
     return [features[row, :length].numpy() for row, length in enumerate(lengths)]
 
 
-def nbest_examples(recognizer, processor, dataset, nbest: int, quantizer=None, batch_size: int = 4):
-    """``(features per clip, examples)``: each example's N-best transcripts (beam search), their WERs, and (with a
-    quantizer) its unit sequence."""
-    features, examples = [], []
+def lip_features(recognizer, processor, dataset, batch_size: int = 16) -> list[np.ndarray]:
+    """Every clip's mid-layer visual features (lips only: no audio is processed for them)."""
+    features = []
+    for start in range(0, len(dataset), batch_size):
+        clips = [dataset[index]["lips"] for index in range(start, min(start + batch_size, len(dataset)))]
+        lips = processor.lip_feature_extractor(clips, return_tensors="pt")
+        features += mid_layer_features(recognizer, lips["lip_frames"], lips["video_attention_mask"])
+    return features
+
+
+def nbest_examples(recognizer, processor, dataset, nbest: int, units: list[list[int]], batch_size: int = 4):
+    """Each example's N-best transcripts (beam search), their WERs and its unit sequence (``units``, one per
+    example)."""
+    examples = []
     for start in range(0, len(dataset), batch_size):
         rows = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
-        speech = [row["mixture"] if str(row.get("noise_type", "none")) != "none" else row["target"] for row in rows]
+        speech = [recognition_speech(row) for row in rows]
         inputs = processor(audio=speech, videos=[row["lips"] for row in rows], return_tensors="pt")
-        clip_features = mid_layer_features(recognizer, inputs["lip_frames"], inputs["video_attention_mask"])
-        features += clip_features
-        if quantizer is None:
-            continue
         with torch.inference_mode():
             ids = recognizer.generate(
-                inputs["input_features"],
-                attention_mask=inputs["attention_mask"],
-                lip_frames=inputs["lip_frames"],
-                video_attention_mask=inputs["video_attention_mask"],
+                **{name: inputs[name] for name in processor.model_input_names},
                 num_beams=nbest,
                 num_return_sequences=nbest,
                 max_new_tokens=max_new_tokens_for(max(len(s) for s in speech) / 16000),
@@ -124,11 +128,9 @@ def nbest_examples(recognizer, processor, dataset, nbest: int, quantizer=None, b
         texts = processor.batch_decode(ids)
         for index, row in enumerate(rows):
             hypotheses = texts[index * nbest : (index + 1) * nbest]
-            reference = str(row["transcript"])
-            units = quantizer(torch.from_numpy(clip_features[index])[None])[0].tolist()
-            wers = [word_error_rate([hypothesis], [reference]) for hypothesis in hypotheses]
-            examples.append({"units": units, "hypotheses": hypotheses, "word_error_rates": wers})
-    return features, examples
+            wers = [word_error_rate([hypothesis], [str(row["transcript"])]) for hypothesis in hypotheses]
+            examples.append({"units": units[start + index], "hypotheses": hypotheses, "word_error_rates": wers})
+    return examples
 
 
 def train_rescorer(args: VurArguments, training_args: TrainingArguments, log=print) -> str:
@@ -149,10 +151,11 @@ def train_rescorer(args: VurArguments, training_args: TrainingArguments, log=pri
     processor = AutoProcessor.from_pretrained(args.recognizer)
     splits = [load_split(args.data, s.strip(), max_examples=args.max_examples) for s in args.train_splits.split(",")]
     dataset = concatenate_datasets(splits)
-    clip_features, _ = nbest_examples(recognizer, processor, dataset, args.nbest)
+    clip_features = lip_features(recognizer, processor, dataset)
     quantizer = VisualUnitQuantizer.fit(clip_features, args.num_units, seed=training_args.seed)
     log(f"visual units: k-means with K={args.num_units} on {sum(len(f) for f in clip_features)} frames")
-    _, examples = nbest_examples(recognizer, processor, dataset, args.nbest, quantizer)
+    units = [quantizer(torch.from_numpy(features)[None])[0].tolist() for features in clip_features]
+    examples = nbest_examples(recognizer, processor, dataset, args.nbest, units)
     language_model, tokenizer, new = load_causal_language_model(args.llm)
     # LoRA and the embeddings train, and in full what the checkpoint lacked (the MiniLM has no LM head)
     rescorer = VisualUnitRescorer(language_model, tokenizer, args.num_units, args.lora_rank, keep_trainable=new)
