@@ -10,7 +10,7 @@ import torch
 from transformers import WhisperFeatureExtractor, WhisperModel
 
 from training.speech_encoder import SpeechEncoder
-from training.whisper_speech_encoder import WhisperSpeechEncoder
+from training.whisper_speech_encoder import WhisperSpeechEncoder, power_spectrum
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,17 @@ def test_the_gradient_reaches_the_waveform_and_not_the_weights(encoder):
     assert waveform.grad[0].abs().sum() > 0 and waveform.grad[1, :9600].abs().sum() > 0
     assert waveform.grad[1, 9600:].abs().sum() == 0  # what lies past a clip is silence, never its content
     assert not any(parameter.requires_grad for parameter in encoder.parameters())
+
+
+def test_the_power_spectrum_has_a_finite_gradient_at_near_silence():
+    """Subnormal bins (near-silence) give ``abs()`` a NaN gradient; the power spectrum of the PSLM must not."""
+    bins = torch.tensor([1e-40 + 1e-40j, 0j, 3e-3 + 4e-3j], dtype=torch.complex64, requires_grad=True)
+    assert torch.isnan(torch.autograd.grad(bins.abs().pow(2).sum(), bins)[0]).any()  # what went wrong
+    power = power_spectrum(bins)
+    torch.testing.assert_close(power.detach(), bins.detach().abs().pow(2))
+    (gradient,) = torch.autograd.grad(power.sum(), bins)
+    assert torch.isfinite(torch.view_as_real(gradient)).all()
+    torch.testing.assert_close(gradient[2], 2 * bins.detach()[2])
 
 
 def test_the_level_of_the_waveform_does_not_matter(encoder):

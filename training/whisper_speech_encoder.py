@@ -26,6 +26,16 @@ LOG_FLOOR_DB = 8.0  # Whisper clamps the log-mel spectrogram to within 8 (log10 
 TARGET_RMS = 0.05
 
 
+def power_spectrum(stft: torch.Tensor) -> torch.Tensor:
+    """``|z|^2`` of complex STFT bins, as ``re^2 + im^2``.
+
+    ``stft.abs() ** 2`` has the same value, but the gradient of ``abs`` is ``z / |z|``, NaN where ``|z|`` is
+    subnormal (near-silence): that turned the weights of an output-guided run to NaN at step ~161 (autograd's
+    anomaly mode named ``AbsBackward0``).
+    """
+    return torch.view_as_real(stft).pow(2).sum(-1)
+
+
 class WhisperSpeechEncoder(nn.Module):
     r"""``(batch, samples)`` 16 kHz waveform -> ``(batch, frames, d_model)`` hidden states at 50 frames/s and
     ``(batch, frames)`` mask. Differentiable in its input; its weights are frozen. At most 30 s. Each waveform is
@@ -60,7 +70,7 @@ class WhisperSpeechEncoder(nn.Module):
         padded = nn.functional.pad(waveform, (0, N_FFT // 2))
         stft = torch.stft(padded, N_FFT, HOP_LENGTH, window=self.window, return_complex=True)
         frames = waveform.shape[-1] // HOP_LENGTH
-        power = stft[..., :frames].abs() ** 2  # (batch, n_fft // 2 + 1, frames)
+        power = power_spectrum(stft[..., :frames])  # (batch, n_fft // 2 + 1, frames)
         log_spec = torch.clamp(self.mel_filters.T @ power, min=1e-10).log10()  # (batch, n_mels, frames)
         peak = log_spec.amax(dim=(1, 2), keepdim=True)
         log_spec = torch.maximum(log_spec, peak - LOG_FLOOR_DB)
