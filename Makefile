@@ -27,9 +27,10 @@ $(VENV)/.installed: setup.py | $(BIN)/python
 	$(BIN)/python -c "import modeling_elegance, processing"
 	touch $@
 
+# the tests need the [video] extra too: the real-video tests run in CI
 $(VENV)/.installed-dev: setup.py | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import modeling_elegance, processing, pytest"
+	$(BIN)/python -m pip install -q -e ".[dev,video]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import modeling_elegance, processing, pytest, av, dlib, face_recognition_models"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -84,6 +84,7 @@ setup(
             "elegance-finetune-whisper=training.pretraining.whisper_judge:main",
             "elegance-train-avsr=training.train_avsr:main",
             "elegance-train-vur=training.train_vur:main",
+            "elegance-extract=pipelines.cli:main",
         ]
     },
 )

@@ -4,6 +4,7 @@
     from transformers import pipeline
     extract = pipeline("target-speech-extraction", model="org/name")   # or a local folder
     result = extract("mixture.wav", lips="lips.npy")                   # {"waveform": (samples,), "sampling_rate"}
+    voices = extract(video="talk.mp4")                                 # one dict per tracked face ([video] extra)
 
 The mixture is a waveform array (at the model's rate, or give ``sampling_rate=``), an audio file, or a
 ``{"array", "sampling_rate"}`` dict; the lips are a ``(frames, height, width)`` array of grayscale mouth ROIs or a
@@ -42,13 +43,41 @@ class TargetSpeechExtractionPipeline(Pipeline):
             preprocess["sampling_rate"] = sampling_rate
         return preprocess, {}, {}
 
-    def __call__(self, inputs, **kwargs):
-        """Extract the target of one mixture, or of each ``{"mixture", "lips"}`` dict of a list.
+    def __call__(self, inputs=None, video=None, **kwargs):
+        """Extract the target of one mixture, or of each ``{"mixture", "lips"}`` dict of a list; or, with
+        ``video="talk.mp4"``, the voice of every face tracked in a video file (the ``[video]`` extra).
+
+        Args:
+            video: a video file with audio; further keywords go to
+                :func:`pipelines.video_extraction.extract_from_video` (``faces``, ``min_coverage``,
+                ``chunk_seconds``, ``overlap_seconds``, ``detect_every``).
 
         Returns:
-            ``{"waveform": np.ndarray (samples,), "sampling_rate": int}``, or a list of them for a list input.
+            ``{"waveform": np.ndarray (samples,), "sampling_rate": int}``, or a list of them for a list input; for a
+            video, one such dict per face, with ``"face"``, ``"coverage"`` and ``"mouth_rois"`` added.
         """
+        if video is not None:
+            if inputs is not None:
+                raise ValueError("pass either a mixture (with lips=) or video=, not both")
+            return self._extract_from_video(video, **kwargs)
+        if inputs is None:
+            raise ValueError("pass a mixture (waveform, audio file or dict) with lips=, or video='file.mp4'")
         return super().__call__(inputs, **kwargs)
+
+    def _extract_from_video(self, video: str, **kwargs) -> list[dict]:
+        from .video_extraction import extract_from_video
+
+        result = extract_from_video(video, self.model, self.processor, **kwargs)
+        return [
+            {
+                "face": face.face,
+                "waveform": face.waveform,
+                "sampling_rate": result.timeline.sampling_rate,
+                "coverage": face.coverage,
+                "mouth_rois": face.mouth_rois,
+            }
+            for face in result.faces
+        ]
 
     def preprocess(self, inputs, lips=None, sampling_rate=None):
         if isinstance(inputs, dict) and "mixture" in inputs:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training.evaluation import metrics
-from training.evaluation.scoring import activity_sample_mask, oracle_estimate
+from training.evaluation.scoring import ExtractionEvaluator, activity_sample_mask, oracle_estimate
 
 MODULES = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "training", "evaluation", "metric_modules"
@@ -235,6 +235,27 @@ def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models,
     assert "## test_impaired (18 examples)" in report and "| audio_only |" in report
     assert "Model SI-SDRi (dB) by noise type and SNR:" in report and "| -5 | model |" in report
     assert open(str(tmp_path / "results_impaired.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_silent_energy_does_not_depend_on_the_estimates_scale():
+    """An SI-SDR-trained model's output has any scale and sign; its energy where the target is silent is measured
+    after bringing it to the mixture's scale, so x50 or x-3 read the same."""
+    generator = torch.Generator().manual_seed(0)
+    target, interferer = torch.zeros(2560), torch.randn(2560, generator=generator)
+    target[640:1920] = torch.randn(1280, generator=generator)  # speaks in video frames 1 and 2 of 4
+    mixture, estimate = target + interferer, target + 0.1 * interferer
+    rows = {"target_activity": [np.array([0, 1, 1, 0])], "fps": [25], "sampling_rate": [16000]}
+    evaluator = ExtractionEvaluator.__new__(ExtractionEvaluator)
+    silent = [
+        evaluator._activity_scores({"model": (scale * estimate)[None]}, mixture, target, rows, 0)["model"][
+            "silent_energy_db"
+        ]
+        for scale in (1.0, 50.0, -3.0)
+    ]
+    assert silent[1] == pytest.approx(silent[0], abs=1e-4) and silent[2] == pytest.approx(silent[0], abs=1e-4)
+    # where only the interferer is heard the estimate is a tenth of it, times the least-squares scale to the mixture
+    scale = float(torch.dot(mixture, estimate) / torch.dot(estimate, estimate))
+    assert silent[0] == pytest.approx(20 * np.log10(0.1 * scale), abs=1e-3)
 
 
 def test_audio_only_model_must_be_audio_only(tiny_corpus_path, saved_models, tmp_path):

@@ -20,6 +20,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
+from processing.output_scaling import scale_to_mixture
+
 from . import metrics as M
 
 FAST_METRICS = ("si_sdr", "si_sdri", "sdr", "sdri")
@@ -181,6 +183,7 @@ class ExtractionEvaluator:
             if active.any():
                 entry["active_si_sdr"] = float(M.si_sdr(estimate[active], target[active])[0])
             if (~active).any():
+                estimate = scale_to_mixture(estimate, mixture)  # a scale-free estimate's energy means nothing
                 silent = torch.as_tensor(~active)
                 energy = estimate[silent].double().pow(2).sum() / mixture[silent].double().pow(2).sum().clamp_min(1e-12)
                 entry["silent_energy_db"] = float(10 * torch.log10(energy.clamp_min(1e-12)))
