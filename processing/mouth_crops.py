@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .face_tracking import LEFT_EYE, MOUTH, MOUTH_CORNERS, RIGHT_EYE
 
@@ -68,21 +67,20 @@ def mouth_crop_geometry(
 
 def crop_mouths(gray: np.ndarray, geometries: list[CropGeometry], index: int, size: int) -> np.ndarray:
     """The mouth ROIs of frame ``index`` of a ``(height, width)`` uint8 frame, one per geometry:
-    ``(len(geometries), size, size)`` uint8 (bilinear; pixels outside the frame are black)."""
-    height, width = gray.shape
-    thetas = []
-    for geometry in geometries:
+    ``(len(geometries), size, size)`` uint8 (bilinear; pixels outside the frame are black).
+
+    PIL's affine transform samples only the ``size x size`` output (0.1 ms a crop, against 30 ms for torch's
+    ``grid_sample`` over the whole frame); output pixel ``(x, y)`` reads the frame at
+    ``center + R(angle) ((x, y) - (size - 1) / 2) * side / size``.
+    """
+    from PIL import Image
+
+    image = Image.fromarray(gray)
+    crops = np.empty((len(geometries), size, size), dtype=np.uint8)
+    middle = size / 2 - 0.5
+    for row, geometry in enumerate(geometries):
         (center_x, center_y), angle, side = geometry.centers[index], geometry.angles[index], geometry.sides[index]
-        cos, sin = np.cos(angle) * side / 2, np.sin(angle) * side / 2
-        # output (u, v) in [-1, 1] -> input pixel center + R(angle) (u, v) side / 2 -> normalised input coordinates
-        thetas.append(
-            [
-                [2 * cos / width, -2 * sin / width, (2 * center_x + 1) / width - 1],
-                [2 * sin / height, 2 * cos / height, (2 * center_y + 1) / height - 1],
-            ]
-        )
-    theta = torch.tensor(thetas, dtype=torch.float32)
-    grid = torch.nn.functional.affine_grid(theta, (len(geometries), 1, size, size), align_corners=False)
-    image = torch.from_numpy(gray).float()[None, None].expand(len(geometries), 1, height, width)
-    crops = torch.nn.functional.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return crops[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+        cos, sin = np.cos(angle) * side / size, np.sin(angle) * side / size
+        coefficients = (cos, -sin, center_x - (cos - sin) * middle, sin, cos, center_y - (sin + cos) * middle)
+        crops[row] = np.asarray(image.transform((size, size), Image.AFFINE, coefficients, resample=Image.BILINEAR))
+    return crops
