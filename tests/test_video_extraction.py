@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import torch
 from transformers import AutoModel, AutoProcessor
-from video_fixtures import GRID, LEFT_CLIP, grid_clip, two_talker_video
+from video_fixtures import GRID, LEFT_CLIP, crossing_faces, grid_clip, two_talker_video
 
 import modeling_elegance  # noqa: F401
 import pipelines  # noqa: F401
@@ -230,6 +230,25 @@ def test_identity_is_kept_through_a_miss(tmp_path):
     assert min(second.landmarks) >= 95
 
 
+def test_identity_is_kept_through_a_crossing():
+    """Two faces pass each other, one hidden behind the other for a while: each keeps its track."""
+    tracker = FaceTracker()
+    for index, frame in enumerate(crossing_faces()):
+        tracker.update(index, np.ascontiguousarray(frame.mean(-1).astype(np.uint8)))
+    tracks = tracker.tracks()
+    assert len(tracks) == 2
+
+    def mouth_x(track, frame):
+        return float(track.landmarks[frame][48:68, 0].mean())
+
+    front, behind = tracks
+    first, last = min(front.landmarks), max(front.landmarks)
+    assert mouth_x(front, first) < 360 < mouth_x(front, last)  # left to right
+    first, last = min(behind.landmarks), max(behind.landmarks)
+    assert mouth_x(behind, first) > 360 > mouth_x(behind, last)  # right to left, after being hidden
+    assert len(behind.landmarks) < len(front.landmarks) - 10
+
+
 # --- chunked inference ---------------------------------------------------------------------------------------------
 class _PointwiseModel(torch.nn.Module):
     """Returns minus twice its input: a model without context, so chunked and whole-file outputs must agree
@@ -290,6 +309,21 @@ def test_one_chunk_is_the_models_own_output_at_the_mixtures_scale(shipped):
     direct = direct.numpy()
     scale = np.dot(mixture, direct) / np.dot(direct, direct)
     np.testing.assert_allclose(extract_in_chunks(model, processor, mixture, lips), scale * direct, atol=1e-6)
+
+
+def test_chunked_extraction_agrees_with_the_whole_file(shipped, tmp_path):
+    """The stated tolerance: with the default chunks (4 s, overlap 1 s) the estimate of a 12 s real recording is within
+    9 dB SI-SDR of the whole-file one (measured: 12.1 and 17.4 dB for the two faces here; 9.2 dB on 60 s of
+    test_switch). Not exact: the models normalise over the whole input (global layer norm, inter-chunk RNNs)."""
+    model, processor = shipped
+    path = str(tmp_path / "twelve_seconds.mp4")
+    two_talker_video(path, repeats=4)
+    result = extract_from_video(path, model, processor)
+    for face in result.faces:
+        whole = extract_in_chunks(model, processor, result.mixture, face.mouth_rois, 1e6, 0.0)
+        scale = np.dot(face.waveform, whole) / np.dot(whole, whole)
+        agreement = 10 * np.log10(np.sum((scale * whole) ** 2) / np.sum((face.waveform - scale * whole) ** 2))
+        assert agreement > 9.0, (face.face, agreement)
 
 
 def test_bad_chunking_and_short_lips_are_refused(shipped):

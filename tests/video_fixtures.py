@@ -52,3 +52,19 @@ def two_talker_video(path: str, audio_delay_seconds: float = 0.0, repeats: int =
     pictures = [np.concatenate([left_frames[k], right_frames[k]], axis=1) for k in range(frames)] * repeats
     write_video(path, pictures, FPS, [("mixture", mixture)], SAMPLING_RATE, audio_offset_seconds=audio_delay_seconds)
     return {"left": 0.5 * left, "right": 0.5 * right, "mixture": mixture}
+
+
+def crossing_faces(frames: int = 75, width: int = 720) -> list[np.ndarray]:
+    """Two real faces (GRID s1 and s2, 200 x 248 patches around each face) crossing a grey canvas: s1 from the
+    left to the right edge in front, s2 from the right to the left edge behind it (hidden while they overlap)."""
+    _, left_frames = grid_clip(LEFT_CLIP)
+    _, right_frames = grid_clip(RIGHT_CLIP)
+    pictures = []
+    for k in range(frames):
+        canvas = np.full((288, width, 3), 128, np.uint8)
+        travelled = k * (width - 220) / (frames - 1)
+        front, behind = int(20 + travelled), int(width - 200 - travelled)
+        canvas[40:288, behind : behind + 200] = right_frames[k % len(right_frames)][40:288, 82:282]
+        canvas[40:288, front : front + 200] = left_frames[k % len(left_frames)][40:288, 55:255]
+        pictures.append(canvas)
+    return pictures
