@@ -78,7 +78,7 @@ def test_the_console_scripts_import_from_the_installed_copy(installed, tmp_path)
         os.path.join(installed, next(d for d in os.listdir(installed) if d.endswith(".dist-info")), "entry_points.txt")
     ) as stream:
         entry_points = [line.split("=", 1)[1].strip() for line in stream if "=" in line]
-    assert len(entry_points) == 11
+    assert len(entry_points) == 12
     modules = sorted({entry.split(":")[0] for entry in entry_points})
     script = (
         f"import importlib, json; print(json.dumps({{m: importlib.import_module(m).__file__ for m in {modules!r}}}))"
