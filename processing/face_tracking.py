@@ -222,9 +222,9 @@ class FaceTracker:
         return track
 
     def tracks(self) -> list[FaceTrack]:
-        """The faces found, in order of first appearance; landmarks a detection never confirmed are dropped."""
-        for track in self._tracks:
-            track.drop_unconfirmed()
+        """The faces found, in order of first appearance. A lost track has already dropped the frames it followed
+        after its last confirmation; a track still followed at the end keeps the last few frames after its last
+        detection (fewer than ``detect_every``), which no later detection could confirm."""
         return [track for track in self._tracks if track.landmarks]
 
 
