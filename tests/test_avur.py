@@ -5,6 +5,7 @@ and clear errors."""
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 
 import numpy as np
@@ -270,6 +271,17 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
     assert type(AutoProcessor.from_pretrained(os.path.join(out, "avsr"))).__name__ == "AvurProcessor"
     card = open(os.path.join(out, "avsr", "README.md")).read()
     assert "An **audio-visual speech recogniser**" in card and "- steps: 2" in card and "Not evaluated yet" in card
+    # elegance-push's verifier accepts the recogniser's folder (its own code gives the same logits) ...
+    from training.release.push import verify_release
+
+    verify_release(os.path.join(out, "avsr"))
+    # ... and refuses one whose code is not the package's
+    tampered = tmp_path / "tampered"
+    shutil.copytree(os.path.join(out, "avsr"), tampered)
+    code = (tampered / "modeling_avur.py").read_text()
+    (tampered / "modeling_avur.py").write_text(code.replace("torch.tanh(self.gate) *", "(1 + torch.tanh(self.gate)) *"))
+    with pytest.raises(ValueError, match="the output of its own code .trust_remote_code. and of this package's"):
+        verify_release(str(tampered))
 
 
 def test_the_recognition_card_carries_the_evaluation(random_whisper):

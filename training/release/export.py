@@ -67,8 +67,28 @@ def load_trained_backbone(checkpoint: str):
 
 
 def probe_inputs(config, seconds: float = 1.0, seed: int = 0) -> dict:
-    """A fixed random input for comparing two copies of a model."""
+    """A fixed random input for comparing two copies of a model (an extractor, or an audio-visual recogniser)."""
+    if getattr(config, "model_type", None) == "avur":
+        return recognition_probe_inputs(config, seed=seed)
     return random_inputs(config, seconds=seconds, seed=seed, amplitude=0.1)
+
+
+def recognition_probe_inputs(config, seed: int = 0, frames: int = 25) -> dict:
+    """Whisper's ``input_features`` (a 30 s window), ``frames`` of lips (mouth clips or visual embeddings, as the
+    recogniser takes them) and the decoder's start token, all fixed by ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    whisper = config.whisper_config
+    inputs = {
+        "input_features": torch.randn(1, whisper.num_mel_bins, 2 * whisper.max_source_positions, generator=generator),
+        "decoder_input_ids": torch.tensor([[whisper.decoder_start_token_id]]),
+    }
+    if config.lip_input == "frames":
+        size = config.lip_roi_size
+        inputs["lip_frames"] = torch.randn(1, frames, size, size, generator=generator)
+        inputs["video_attention_mask"] = torch.ones(1, frames, dtype=torch.long)
+    else:
+        inputs["visual_embeds"] = torch.randn(1, frames, config.visual_dim, generator=generator)
+    return inputs
 
 
 def trained_steps(checkpoint: str) -> int | None:
@@ -121,12 +141,17 @@ def load_released_model(folder: str):
     return model.eval()
 
 
+def _probe_output(model, inputs: dict) -> torch.Tensor:
+    output = model.eval()(**inputs)
+    return output.waveform if hasattr(output, "waveform") else output.logits  # an extractor, or a recogniser
+
+
 def check_same_outputs(expected_model, model, what: str) -> None:
-    """Raise ValueError unless both models give the same waveform on a fixed probe input (up to float rounding:
-    BLAS kernels may round differently for differently aligned weight buffers)."""
+    """Raise ValueError unless both models give the same waveform (an extractor) or logits (a recogniser) on a fixed
+    probe input (up to float rounding: BLAS kernels may round differently for differently aligned weight buffers)."""
     inputs = probe_inputs(expected_model.config)
     with torch.inference_mode():
-        expected, got = expected_model.eval()(**inputs).waveform, model.eval()(**inputs).waveform
+        expected, got = _probe_output(expected_model, inputs), _probe_output(model, inputs)
     if not torch.allclose(expected, got, rtol=OUTPUT_RTOL, atol=OUTPUT_ATOL):
         raise ValueError(f"{what} differs by {(expected - got).abs().max():.3g}")
 
