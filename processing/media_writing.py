@@ -56,7 +56,8 @@ def write_video(
     audio_offset_seconds: float = 0.0,
 ) -> None:
     """An MP4 of ``frames`` (an iterable of ``(height, width, 3)`` uint8 RGB) at ``fps`` with one AAC track per
-    ``(title, waveform)``; each audio track starts ``audio_offset_seconds`` after the first frame."""
+    ``(title, waveform)`` (``(samples,)`` mono or ``(2, samples)`` stereo); each audio track starts
+    ``audio_offset_seconds`` after the first frame."""
     from fractions import Fraction
 
     import av
@@ -68,8 +69,9 @@ def write_video(
         video = container.add_stream(encoder, rate=rate, options={"preset": "veryfast"} if encoder == "libx264" else {})
         video.pix_fmt = "yuv420p"
         audio_streams = []
-        for title, _ in audio_tracks:
-            stream = container.add_stream("aac", rate=sampling_rate, layout="mono")
+        for title, waveform in audio_tracks:
+            layout = "stereo" if np.ndim(waveform) == 2 else "mono"
+            stream = container.add_stream("aac", rate=sampling_rate, layout=layout)
             stream.metadata["title"] = title  # MP4 keeps it as the track's "name" (udta)
             stream.metadata["handler_name"] = title  # and players list tracks by their handler name
             audio_streams.append(stream)
@@ -86,10 +88,11 @@ def write_video(
         offset = int(round(audio_offset_seconds * sampling_rate))
         block = 1024 * 16
         for stream, (_, waveform) in zip(audio_streams, audio_tracks):
-            samples = np.clip(np.asarray(waveform, dtype=np.float32), -1.0, 1.0)
-            for start in range(0, len(samples), block):
-                piece = samples[None, start : start + block]
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(piece), format="flt", layout="mono")
+            samples = np.clip(np.atleast_2d(np.asarray(waveform, dtype=np.float32)), -1.0, 1.0)  # (channels, samples)
+            layout = "stereo" if len(samples) == 2 else "mono"
+            for start in range(0, samples.shape[1], block):
+                piece = np.ascontiguousarray(samples[:, start : start + block])
+                frame = av.AudioFrame.from_ndarray(piece, format="fltp", layout=layout)
                 frame.sample_rate = sampling_rate
                 frame.pts = offset + start
                 frame.time_base = Fraction(1, sampling_rate)

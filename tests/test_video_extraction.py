@@ -68,9 +68,15 @@ def test_frame_rate_and_audio_rate_conversion(tmp_path):
     frames = [np.full((64, 80, 3), 4 * index, dtype=np.uint8) for index in range(source_frames)]
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * 44100) / 44100).astype(np.float32)
     path = str(tmp_path / "thirty.mp4")
-    write_video(path, frames, 30, [("tone", tone)], 44100)
+    write_video(path, frames, 30, [("tone", np.stack([tone, tone]))], 44100)  # the same tone in both channels
+    with av.open(path) as container:
+        assert container.streams.audio[0].codec_context.channels == 2
     audio, timeline = read_audio(path, 16000, 25)
     assert abs(len(audio) - 2 * 16000) < 16000 * 0.1  # AAC pads its last frame
+    reference = 0.3 * np.sin(2 * np.pi * 440 * np.arange(len(audio)) / 16000)
+    lag = int(np.argmax([np.dot(audio[k : k + 8000], reference[:8000]) for k in range(0, 400)]))
+    middle = slice(lag + 4000, lag + 12000)  # away from AAC's edges
+    assert np.corrcoef(audio[middle], reference[4000:12000])[0, 1] > 0.99  # a 440 Hz tone, mono, at 16 kHz
     decoded = list(iter_frames(path, timeline))
     assert len(decoded) == timeline.frames == int(np.ceil(len(audio) * 25 / 16000))
     shown = [int(round(float(frame.mean()) / 4)) for frame in decoded[:50]]
