@@ -41,14 +41,15 @@ def resident_mb() -> float:
         return int(stream.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def peak_growth_mb(run) -> float:
-    """Peak resident set size while ``run()`` runs (sampled every 2 ms) above the level just before it, in MB."""
-    baseline, peak, running = resident_mb(), [0.0], [True]
+def peak_growth(run, read=resident_mb, interval: float = 0.002) -> float:
+    """The peak of ``read()`` (a memory level) while ``run()`` runs, sampled every ``interval`` seconds, above its
+    level just before."""
+    baseline, peak, running = read(), [0.0], [True]
 
     def sample():
         while running[0]:
-            peak[0] = max(peak[0], resident_mb())
-            time.sleep(0.002)
+            peak[0] = max(peak[0], read())
+            time.sleep(interval)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -57,4 +58,9 @@ def peak_growth_mb(run) -> float:
     finally:
         running[0] = False
         sampler.join()
-    return max(peak[0], resident_mb()) - baseline
+    return max(peak[0], read()) - baseline
+
+
+def peak_growth_mb(run) -> float:
+    """Peak resident set size while ``run()`` runs (sampled every 2 ms) above the level just before it, in MB."""
+    return peak_growth(run, resident_mb)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 
 import numpy as np
 import torch
+from bench_report import peak_growth
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -50,26 +50,6 @@ def anonymous_resident_kib() -> int:
     raise RuntimeError("/proc/self/status has no RssAnon line (this measurement needs Linux)")
 
 
-def peak_anonymous_growth_kib(run) -> int:
-    """The peak of anonymous resident memory while ``run()`` runs, above its level just before."""
-    baseline = anonymous_resident_kib()
-    peak, running = [baseline], [True]
-
-    def sample():
-        while running[0]:
-            peak[0] = max(peak[0], anonymous_resident_kib())
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        run()
-    finally:
-        running[0] = False
-        sampler.join()
-    return max(peak[0], anonymous_resident_kib()) - baseline
-
-
 def main(argv=None) -> None:
     seconds, folder, model_path = argv or sys.argv[1:]
     torch.set_num_threads(1)
@@ -87,9 +67,11 @@ def main(argv=None) -> None:
         written[0] += len(block)
 
     started = time.perf_counter()
-    growth = peak_anonymous_growth_kib(lambda: extract_in_chunks(model, processor, mixture, lips, sink=sink))
+    growth = peak_growth(
+        lambda: extract_in_chunks(model, processor, mixture, lips, sink=sink), anonymous_resident_kib, interval=0.005
+    )
     result = {
-        "peak_growth_kib": growth,
+        "peak_growth_kib": int(growth),
         "wall_seconds": time.perf_counter() - started,
         "samples": written[0],
         "expected_samples": len(mixture),

@@ -99,13 +99,9 @@ def extract_in_chunks(
         audio = np.asarray(mixture[start_sample:end_sample], dtype=np.float32)
         clip = None
         if wants_lips:
+            # the last chunk may reach a frame past the lips (its audio rounds up): the last frame is held
             clip = np.asarray(lips[first : min(end, len(lips))])
-            clip = (
-                np.concatenate([clip, np.repeat(clip[-1:], end - first - len(clip), axis=0)])
-                if len(clip) < end - first
-                else clip
-            )
-            # the last chunk may hold a frame more than its audio (rounding up); the processor allows one frame
+            clip = np.pad(clip, ((0, end - first - len(clip)), (0, 0), (0, 0)), mode="edge")
         inputs = processor(audio=audio, videos=[clip] if wants_lips else None, return_tensors="pt")
         names = [name for name in processor.model_input_names if name in inputs]
         estimate = model(**{name: inputs[name].to(model.device) for name in names}).waveform

@@ -70,6 +70,7 @@ class FaceTrack:
     landmarks: dict[int, np.ndarray] = field(default_factory=dict)
     descriptors: list[np.ndarray] = field(default_factory=list)
     last_confirmed: int = -1  # last frame a detection confirmed
+    last_frame: int = -1  # latest frame with landmarks (kept, not searched for: tracks of an hour hold 90,000)
     last_described: int = -(10**9)
     lost: bool = False
 
@@ -79,15 +80,20 @@ class FaceTrack:
 
     @property
     def current_box(self):
-        return _box_of_landmarks(self.landmarks[max(self.landmarks)])
+        return _box_of_landmarks(self.landmarks[self.last_frame])
 
     def coverage(self, frames: int) -> float:
         """Share of the video's frames where this face has landmarks."""
         return len(self.landmarks) / frames if frames else 0.0
 
+    def record(self, index: int, points: np.ndarray) -> None:
+        self.landmarks[index] = points
+        self.last_frame = index
+
     def drop_unconfirmed(self) -> None:
-        for index in [index for index in self.landmarks if index > self.last_confirmed]:
-            del self.landmarks[index]
+        for index in range(self.last_confirmed + 1, self.last_frame + 1):
+            self.landmarks.pop(index, None)
+        self.last_frame = self.last_confirmed
 
 
 class FaceTracker:
@@ -157,7 +163,7 @@ class FaceTracker:
         following = [track for track in self._tracks if not track.lost]
         if index % self.detect_every != 0:
             for track in following:
-                track.landmarks[index] = self._fit_landmarks(gray, track.current_box)[0]
+                track.record(index, self._fit_landmarks(gray, track.current_box)[0])
             return
         # a detection frame: tracks are matched by their previous frame's box and take the detection's landmarks
         detections = self._detect(gray)
@@ -188,7 +194,8 @@ class FaceTracker:
             return []
         from scipy.optimize import linear_sum_assignment
 
-        overlap = np.array([[_iou(track.current_box, box) for box in detections] for track in tracks])
+        track_boxes = [track.current_box for track in tracks]
+        overlap = np.array([[_iou(track_box, box) for box in detections] for track_box in track_boxes])
         cost = 1.0 - overlap
         crowded = (overlap > 0.1).sum(0) > 1  # a detection overlapping several tracks: faces crossing
         for detection in np.flatnonzero(crowded):
@@ -205,7 +212,7 @@ class FaceTracker:
 
     def _confirm(self, track: FaceTrack, index: int, fitted, gray) -> None:
         points, shape = fitted
-        track.landmarks[index] = points
+        track.record(index, points)
         track.last_confirmed = index
         if len(track.descriptors) < self.descriptor_samples and index - track.last_described >= self.fps:
             track.descriptors.append(self._describe(gray, shape))
