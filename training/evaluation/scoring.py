@@ -55,13 +55,13 @@ def iterate_batches(dataset, batch_size: int):
 
 
 def oracle_estimate(model, mixture: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The ideal ratio mask on ``model``'s encoder filterbank, decoded by its decoder: ``(batch, samples)``."""
+    """The ideal ratio mask on ``model``'s encoder (its filterbank, or the STFT magnitude), decoded by its decoder:
+    ``(batch, samples)``."""
     mixture, target = mixture.to(model.device), target.to(model.device)
     with torch.inference_mode():
-        encoded_mixture = model.encoder(mixture)
-        encoded_target, encoded_rest = model.encoder(target), model.encoder(mixture - target)
-        mask = encoded_target / (encoded_target + encoded_rest).clamp_min(1e-8)
-        return model.decoder(encoded_mixture * mask.clamp(0, 1), mixture.shape[-1]).float().cpu()
+        encoder = model.encoder
+        mask = encoder.ideal_ratio_mask(encoder(target), encoder(mixture - target))
+        return model.decoder(encoder.apply_mask(encoder(mixture), mask), mixture.shape[-1]).float().cpu()
 
 
 def activity_sample_mask(activity: np.ndarray, samples: int, fps: int, sampling_rate: int) -> np.ndarray:
