@@ -149,12 +149,12 @@ class DualPathPreTrainedModel(PreTrainedModel):
         return negative_si_sdr_loss(estimate, target, mask)
 
     def _build_codec_and_extractor(self, config: DualPathConfig, cue_channels: int):
-        if config.encoder_type == "stft":
+        # built in this order (encoder, extractor, decoder) so a fixed seed gives the weights it always gave
+        stft = config.encoder_type == "stft"
+        if stft:
             self.encoder = StftEncoder(n_fft=config.encoder_kernel_size, hop=config.encoder_stride)
-            self.decoder = StftDecoder(n_fft=config.encoder_kernel_size, hop=config.encoder_stride)
         else:
             self.encoder = WaveformEncoder(config.encoder_channels, kernel_size=config.encoder_kernel_size)
-            self.decoder = WaveformDecoder(config.encoder_channels, kernel_size=config.encoder_kernel_size)
         self.extractor = DualPathExtractor(
             config,
             cue_channels=cue_channels,
@@ -162,6 +162,10 @@ class DualPathPreTrainedModel(PreTrainedModel):
             mask_channels=self.encoder.mask_channels,
             mask_nonnegative=self.encoder.mask_nonnegative,
         )
+        if stft:
+            self.decoder = StftDecoder(n_fft=config.encoder_kernel_size, hop=config.encoder_stride)
+        else:
+            self.decoder = WaveformDecoder(config.encoder_channels, kernel_size=config.encoder_kernel_size)
 
 
 class DualPathVisualEncoder(nn.Module):

@@ -20,6 +20,12 @@ from torch.nn import functional as F
 _COMPRESSION = 0.3
 
 
+def _hann(size: int, device) -> torch.Tensor:
+    # made on each call rather than kept as a buffer: from_pretrained builds modules on the meta device and a
+    # non-persistent buffer would come back uninitialised
+    return torch.hann_window(size, device=device)
+
+
 def _overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
     """``(batch, window, frames)`` -> ``(batch, (frames - 1) * hop + window)``, overlapping frames summed."""
     window, count = frames.shape[-2:]
@@ -41,7 +47,6 @@ class StftEncoder(nn.Module):
             raise ValueError(f"the STFT hop ({hop}) must divide the window ({n_fft}) and be at most half of it")
         self.kernel_size, self.stride = n_fft, hop
         self.bins = n_fft // 2 + 1
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     # a complex mask: any sign, any size
     mask_nonnegative = False
@@ -65,8 +70,10 @@ class StftEncoder(nn.Module):
         frames = self.num_frames(waveform.shape[-1])
         half = self.kernel_size // 2
         right = (frames - 1) * self.stride + self.kernel_size - half - waveform.shape[-1]
-        windows = F.pad(waveform, (half, right)).unfold(-1, self.kernel_size, self.stride) * self.window.to(waveform)
-        spectrum = torch.fft.rfft(windows.float(), dim=-1).transpose(1, 2)  # (batch, bins, frames)
+        windows = F.pad(waveform.float(), (half, right)).unfold(-1, self.kernel_size, self.stride)
+        spectrum = torch.fft.rfft(windows * _hann(self.kernel_size, waveform.device), dim=-1).transpose(
+            1, 2
+        )  # (batch, bins, frames)
         return torch.cat([spectrum.real, spectrum.imag], dim=1).to(waveform.dtype)
 
     def features(self, encoded: torch.Tensor) -> torch.Tensor:
@@ -101,14 +108,14 @@ class StftDecoder(nn.Module):
     def __init__(self, *, n_fft: int, hop: int):
         super().__init__()
         self.kernel_size, self.stride = n_fft, hop
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, encoded: torch.Tensor, samples: int) -> torch.Tensor:
         real, imag = encoded.float().chunk(2, dim=1)
-        windows = torch.fft.irfft(torch.complex(real, imag), n=self.kernel_size, dim=1) * self.window[:, None]
+        window = _hann(self.kernel_size, encoded.device)
+        windows = torch.fft.irfft(torch.complex(real, imag), n=self.kernel_size, dim=1) * window[:, None]
         frames = encoded.shape[-1]
         waveform = _overlap_add(windows, self.stride)
-        envelope = _overlap_add(self.window.square()[None, :, None].expand(1, -1, frames), self.stride)
+        envelope = _overlap_add(window.square()[None, :, None].expand(1, -1, frames), self.stride)
         half = self.kernel_size // 2
         waveform = (waveform / envelope.clamp_min(1e-8))[:, half : half + samples]
         return F.pad(waveform, (0, max(samples - waveform.shape[-1], 0))).to(encoded.dtype)

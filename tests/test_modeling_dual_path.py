@@ -27,6 +27,11 @@ from modeling_elegance.random_inputs import random_inputs
 
 TSE_PRESETS = ["usev-tiny", "av-mamba-tiny"]
 SE_PRESETS = ["usev-se-tiny", "av-mamba-se-tiny"]
+# the two front-ends: USEV's learned filterbank (the presets' own) and the STFT with a complex mask
+CODECS = [
+    pytest.param({}, id="learned"),
+    pytest.param({"encoder_type": "stft", "encoder_kernel_size": 256}, id="stft"),
+]
 
 
 class DualPathModelTester:
@@ -86,9 +91,10 @@ def test_lip_frontend_is_resnet18_sized_and_av_mamba_base_swaps_only_the_sequenc
 # --- outputs, round trips and Auto classes --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("name", TSE_PRESETS + SE_PRESETS)
-def test_output_shapes_and_loss(name):
-    model = TESTER.build_model(name)
+def test_output_shapes_and_loss(name, codec):
+    model = TESTER.build_model(name, **codec)
     batch = TESTER.prepare_inputs(model)
     labels = torch.randn_like(batch["input_values"])
     output = model(**batch, labels=labels)
@@ -101,9 +107,10 @@ def test_output_shapes_and_loss(name):
     torch.testing.assert_close(output.loss, expected)
 
 
+@pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("name", TSE_PRESETS + SE_PRESETS)
-def test_save_and_load_round_trip_is_bit_identical(name, tmp_path):
-    model = TESTER.build_model(name)
+def test_save_and_load_round_trip_is_bit_identical(name, codec, tmp_path):
+    model = TESTER.build_model(name, **codec)
     batch = TESTER.prepare_inputs(model)
     with torch.no_grad():
         before = model(**batch).waveform
@@ -116,13 +123,14 @@ def test_save_and_load_round_trip_is_bit_identical(name, tmp_path):
 
 
 def test_trust_remote_code_loads_without_the_package(tmp_path):
-    model = TESTER.build_model("av-mamba-tiny", prior_embedding_dim=8)
+    model = TESTER.build_model("av-mamba-tiny", prior_embedding_dim=8, encoder_type="stft", encoder_kernel_size=256)
     batch = TESTER.prepare_inputs(model)
     with torch.no_grad():
         expected = model(**batch).waveform
     folder = tmp_path / "model"
     model.save_pretrained(folder)
-    assert (folder / "modeling_av_mamba.py").exists() and (folder / "selective_scan.py").exists()
+    for module in ("modeling_av_mamba", "selective_scan", "spectral_codec", "waveform_codec"):
+        assert (folder / f"{module}.py").exists(), module
     torch.save({"batch": batch, "expected": expected}, tmp_path / "io.pt")
     script = textwrap.dedent(
         f"""
@@ -151,9 +159,10 @@ def test_trust_remote_code_loads_without_the_package(tmp_path):
 # --- padding -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("name", TSE_PRESETS)
-def test_padded_batch_matches_each_example_alone(name):
-    model = TESTER.build_model(name, prior_embedding_dim=8)
+def test_padded_batch_matches_each_example_alone(name, codec):
+    model = TESTER.build_model(name, prior_embedding_dim=8, **codec)
     lengths_s = [0.72, 1.6]  # different numbers of chunks, and lengths that are not whole encoder hops
     examples = [TESTER.prepare_inputs(model, seconds, batch=1, seed=index) for index, seconds in enumerate(lengths_s)]
     priors = [torch.randn(1, tokens, 8) for tokens in (3, 5)]
@@ -204,9 +213,10 @@ def test_padded_loss_matches_unpadded_loss():
 # --- training behaviour ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("name", TSE_PRESETS)
-def test_gradient_reaches_every_parameter(name):
-    model = TESTER.build_model(name, prior_embedding_dim=8).train()
+def test_gradient_reaches_every_parameter(name, codec):
+    model = TESTER.build_model(name, prior_embedding_dim=8, **codec).train()
     batch = TESTER.prepare_inputs(model)
     output = model(**batch, labels=torch.randn_like(batch["input_values"]), prior_embeds=torch.randn(2, 4, 8))
     output.loss.backward()
