@@ -4,8 +4,9 @@
   embeddings of the same instants) passes through an alignment block after each of a few *upper* Whisper encoder
   layers: it reads that layer's audio hidden states by cross-attention (visual queries, audio keys/values) with the
   audio **detached**, so no gradient of the visual path reaches the audio encoder, then a feed-forward.
-- **AMF.** In the decoder, an acoustic probe (one multi-head attention of the decoder states over the audio
-  encoder's output, initialised from Whisper's last cross-attention) measures how spread its attention is: the
+- **AMF.** In the decoder, an acoustic probe (one multi-head attention over the audio encoder's output that reads
+  the input of Whisper's last cross-attention, initialised from that attention, so it starts as Whisper's own
+  attention) measures how spread its attention is: the
   entropy, normalised by its maximum, is the token's acoustic *unreliability* u (its complement, the reliability,
   is returned for logging: low in noise). The decoder state reads the aligned visual stream by cross-attention, and
   ``h + tanh(gate) * u * read`` injects it; ``gate`` starts at 0, so the untrained model is Whisper exactly.
@@ -90,8 +91,10 @@ class AdaptiveModulatedFusion(nn.Module):
         entropy = -(weights * log_weights.masked_fill(weights == 0, 0.0)).sum(-1).mean(1)  # (batch, tokens)
         return 1.0 - entropy / torch.log(frames.clamp_min(2.0))[:, None]
 
-    def forward(self, hidden, audio, visual, visual_keep=None, audio_mask=None):
-        reliability = self.acoustic_reliability(hidden, audio, audio_mask)
+    def forward(self, hidden, audio, visual, visual_keep=None, audio_mask=None, probe_input=None):
+        """``probe_input`` ``(batch, tokens, d)``: what the acoustic probe reads (the input of Whisper's last
+        cross-attention); ``hidden`` when None."""
+        reliability = self.acoustic_reliability(hidden if probe_input is None else probe_input, audio, audio_mask)
         memory = self.visual_norm(visual)
         read, _ = self.visual_read(hidden, memory, memory, need_weights=False)
         injection = torch.tanh(self.gate) * (1.0 - reliability)[..., None] * read
@@ -133,6 +136,9 @@ class AvurForConditionalGeneration(PreTrainedModel):
         encoder_layers = self.whisper.model.encoder.layers
         for block_index, layer_index in enumerate(config.sma_layers):
             encoder_layers[layer_index].register_forward_hook(self._alignment_hook(block_index))
+        # the acoustic probe reads what Whisper's last cross-attention reads (that layer's normalised decoder state),
+        # so at the start its attention, and the reliability, are Whisper's own
+        self.whisper.model.decoder.layers[-1].encoder_attn.register_forward_pre_hook(self._probe_input_hook)
         self.whisper.model.decoder.register_forward_hook(self._fusion_hook, with_kwargs=True)
         self.post_init()
 
@@ -154,6 +160,11 @@ class AvurForConditionalGeneration(PreTrainedModel):
 
         return hook
 
+    def _probe_input_hook(self, attention, args):
+        state = self._visual_state
+        if state is not None and state.get("visual") is not None:
+            state["probe_input"] = args[0]
+
     def _fusion_hook(self, decoder, args, kwargs, output):
         state = self._visual_state
         if state is None or state.get("visual") is None:
@@ -161,7 +172,7 @@ class AvurForConditionalGeneration(PreTrainedModel):
         hidden, audio = output.last_hidden_state, kwargs["encoder_hidden_states"]
         visual, keep = _expand_to(state["visual"], hidden.shape[0]), _expand_to(state["keep"], hidden.shape[0])
         audio_mask = _expand_to(state["audio_mask"], hidden.shape[0])
-        fused, reliability = self.fusion(hidden, audio, visual, keep, audio_mask)
+        fused, reliability = self.fusion(hidden, audio, visual, keep, audio_mask, probe_input=state.pop("probe_input"))
         state["reliability"].append(reliability)
         output.last_hidden_state = fused
         return output

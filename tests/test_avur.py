@@ -113,6 +113,56 @@ def test_acoustic_reliability_counts_only_the_clip_frames(model, whisper):
     assert AvurForConditionalGeneration.audio_frame_mask(mask).sum(-1).tolist() == [150, 150]
 
 
+def test_the_untrained_probe_is_whispers_last_cross_attention(random_whisper):
+    """At the start the reliability is 1 - the normalised entropy of Whisper's own last cross-attention, averaged
+    over heads: the probe reads that attention's input with its weights."""
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM).eval()
+    eager = WhisperForConditionalGeneration.from_pretrained(random_whisper, attn_implementation="eager").eval()
+    features, visual = inputs()
+    ids = decoder_ids(eager)
+    with torch.no_grad():
+        reliability = model(features, visual, decoder_input_ids=ids).acoustic_reliability
+        attention = eager(features, decoder_input_ids=ids, output_attentions=True).cross_attentions[-1]
+    entropy = -(attention * attention.clamp_min(1e-30).log()).sum(-1).mean(1)  # (batch, tokens)
+    expected = 1 - entropy / np.log(attention.shape[-1])
+    torch.testing.assert_close(reliability, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_acoustic_reliability_falls_when_noise_is_added(tiny_corpus):
+    """The real offline Whisper (tiny.en), untrained AMF: on clean test targets, then the same in white noise at 0
+    and -5 dB SNR, the mean reliability falls at each step, and at -5 dB it is below clean on every clip."""
+    from transformers import WhisperProcessor
+
+    from training.offline_whisper import offline_whisper
+
+    folder = offline_whisper()
+    model = AvurForConditionalGeneration.from_whisper(folder, visual_dim=VISUAL_DIM).eval()
+    processor = WhisperProcessor.from_pretrained(folder)
+    generator = np.random.default_rng(0)
+    reliabilities = {}  # snr -> per-clip mean reliability
+    for example in tiny_corpus["test"].select(range(4)):
+        target = example["target"].astype(np.float32)
+        tokens = processor.tokenizer(" " + example["transcript"], add_special_tokens=False).input_ids
+        ids = torch.tensor([[model.whisper.generation_config.decoder_start_token_id, 50362, *tokens]])
+        noise = generator.standard_normal(len(target)).astype(np.float32)
+        for snr in (None, 0, -5):
+            audio = target if snr is None else target + noise * np.sqrt((target**2).mean() / 10 ** (snr / 10))
+            features = processor.feature_extractor(
+                audio, sampling_rate=16000, return_tensors="pt", return_attention_mask=True
+            )
+            with torch.no_grad():
+                output = model(
+                    features.input_features,
+                    torch.zeros(1, 25, VISUAL_DIM),
+                    attention_mask=features.attention_mask,
+                    decoder_input_ids=ids,
+                )
+            reliabilities.setdefault(snr, []).append(output.acoustic_reliability.mean().item())
+    means = {snr: np.mean(values) for snr, values in reliabilities.items()}
+    assert means[None] > means[0] > means[-5], means
+    assert all(clean > noisy for clean, noisy in zip(reliabilities[None], reliabilities[-5])), reliabilities
+
+
 def test_save_load_round_trip_and_auto_model(model, whisper, tmp_path):
     open_gate(model)
     features, visual = inputs()
