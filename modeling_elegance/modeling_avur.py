@@ -150,6 +150,8 @@ class AvurForConditionalGeneration(PreTrainedModel):
     def _alignment_hook(self, block_index: int):
         def hook(layer, inputs, output):
             state = self._visual_state
+            if state is not None and "captured" in state:  # encode_audio: keep what the block would read
+                state["captured"][block_index] = output[0] if isinstance(output, tuple) else output
             if state is not None and state.get("visual") is not None:
                 audio = output[0] if isinstance(output, tuple) else output
                 visual, state["keep"] = (
@@ -241,23 +243,55 @@ class AvurForConditionalGeneration(PreTrainedModel):
         lengths = None if video_attention_mask is None else video_attention_mask.long().sum(-1)
         return self.lip_encoder(lip_frames, lengths)
 
+    @torch.no_grad()
+    def encode_audio(self, input_features: torch.Tensor) -> torch.Tensor:
+        """What the frozen Whisper encoder gives the rest of the model: ``(batch, len(sma_layers) + 1, frames,
+        d_model)``, the output of each alignment layer (in ``config.sma_layers`` order) then the encoder's output.
+        With Whisper frozen it depends on the audio alone, so training can compute it once per clip and pass it back
+        as ``forward(audio_states=...)`` (``training/whisper_state_cache.py``)."""
+        self._visual_state = {"visual": None, "captured": {}}
+        try:
+            last = self.whisper.model.encoder(input_features).last_hidden_state
+            captured = self._visual_state["captured"]
+        finally:
+            self._visual_state = None
+        return torch.stack([captured[index] for index in range(len(self.alignment))] + [last], dim=1)
+
     def forward(
         self,
-        input_features: torch.Tensor,
+        input_features: torch.Tensor | None = None,
         visual_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         lip_frames: torch.Tensor | None = None,
         video_attention_mask: torch.Tensor | None = None,
+        audio_states: torch.Tensor | None = None,
         **kwargs,
     ) -> AvurOutput:
         r"""``attention_mask`` ``(batch, 3000)``: the feature frames of the clip (optional; the acoustic probe then
         weighs only them). ``lip_frames`` ``(batch, frames, size, size)`` with ``video_attention_mask`` replace
-        ``visual_embeds`` for a model that owns a lip encoder."""
+        ``visual_embeds`` for a model that owns a lip encoder. ``audio_states`` (:meth:`encode_audio`'s output)
+        replaces ``input_features``: the Whisper encoder is then not run."""
+        if (input_features is None) == (audio_states is None):
+            raise ValueError(
+                "pass exactly one of input_features (Whisper's log-mel features) and audio_states (the frozen "
+                "encoder's states from encode_audio)"
+            )
         if lip_frames is not None:
             visual_embeds = self.embed_lips(lip_frames, video_attention_mask)
         with self._visual_context(visual_embeds, attention_mask) as state:
+            if audio_states is not None:
+                expected = len(self.alignment) + 1
+                if audio_states.dim() != 4 or audio_states.shape[1] != expected:
+                    raise ValueError(
+                        f"audio_states has shape {tuple(audio_states.shape)}; expected (batch, {expected}, frames, "
+                        f"d_model) from encode_audio (one state per alignment layer, then the encoder's output)"
+                    )
+                if state["visual"] is not None:
+                    for block, layer_states in zip(self.alignment, audio_states[:, :-1].unbind(1)):
+                        state["visual"] = block(state["visual"], layer_states)
+                kwargs["encoder_outputs"] = (audio_states[:, -1],)
             output = self.whisper(
                 input_features=input_features, labels=labels, decoder_input_ids=decoder_input_ids, **kwargs
             )

@@ -250,6 +250,35 @@ def test_a_model_built_on_the_lip_reader_reads_mouth_clips(random_whisper, whisp
         embeddings_model(features, lip_frames=lips)
 
 
+def test_cached_whisper_states_give_the_loss_of_the_audio(random_whisper, processor, tiny_corpus, tmp_path):
+    from training.whisper_state_cache import WhisperStateCache
+
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM).eval()
+    open_gate(model)
+    clips = [tiny_corpus["test"][index]["target"] for index in range(3)]
+    cache = WhisperStateCache(model, processor.feature_extractor, str(tmp_path))
+    states = cache(clips)
+    assert (cache.hits, cache.misses) == (0, 3) and len(list(os.scandir(cache.folder))) == 3
+    assert torch.equal(cache(clips), states) and (cache.hits, cache.misses) == (3, 3)
+    features = processor.feature_extractor(clips, sampling_rate=16000, return_tensors="pt").input_features
+    _, visual = inputs(batch=3)
+    ids = decoder_ids(model.whisper, batch=3)
+    with torch.no_grad():
+        direct = model(features, visual, decoder_input_ids=ids, labels=ids)
+        cached = model(visual_embeds=visual, audio_states=states, decoder_input_ids=ids, labels=ids)
+        exact = model(
+            visual_embeds=visual, audio_states=model.encode_audio(features), decoder_input_ids=ids, labels=ids
+        )
+    assert torch.equal(exact.logits, direct.logits)  # the states themselves are exact; the cache rounds to float16
+    torch.testing.assert_close(cached.loss, direct.loss, rtol=1e-3, atol=1e-3)
+    other = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM, sma_layers=[0])
+    assert WhisperStateCache(other, processor.feature_extractor, str(tmp_path)).folder != cache.folder
+    with pytest.raises(ValueError, match=r"^pass exactly one of input_features .* and audio_states"):
+        model(features, visual, audio_states=states, decoder_input_ids=ids)
+    with pytest.raises(ValueError, match=r"^audio_states has shape \(3, 1500, 16\); expected \(batch, 2, frames"):
+        model(visual_embeds=visual, audio_states=states[:, 0], decoder_input_ids=ids)
+
+
 # --- the processor ---------------------------------------------------------------------------------------------------
 
 
@@ -305,7 +334,11 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
     out = str(tmp_path / "run")
     flags = ["--data", tiny_corpus_path, "--whisper", random_whisper, "--output_dir", out, "--disable_tqdm", "true"]
     flags += ["--per_device_train_batch_size", "2", "--save_steps", "1", "--logging_steps", "1", "--eval_split", "none"]
+    flags += ["--cache_dir", str(tmp_path / "cache")]
     assert main([*flags, "--max_steps", "1"]) == 0
+    (states,) = (tmp_path / "cache").glob("whisper-states-*")  # the frozen encoder's states of the clips seen
+    # at least the step's 2 clips (the Trainer's data loader may have drawn the next batch already)
+    assert len(list(states.glob("*.safetensors"))) >= 2 and not list(states.glob("*.partial"))
     first = os.path.join(out, "checkpoint-1")
     assert os.path.isdir(first) and not os.path.exists(os.path.join(out, ".staging"))
     saved = load_file(os.path.join(first, "model.safetensors"))

@@ -30,6 +30,8 @@ from .data import load_split
 from .guided_model import GuidedOutput
 from .staged_folder import resolve_resume, staged_folder
 from .trainer import GuidanceTrainer
+from .transcript_embedding_cache import default_cache_dir
+from .whisper_state_cache import WhisperStateCache
 
 SHIPPED_LIP_READER = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained", "lip-reader"
@@ -49,6 +51,15 @@ class AvsrArguments:
         default=None, metadata={"help": "Whisper encoder layers, e.g. '2,3' (default: upper half)"}
     )
     modality_dropout: float = field(default=0.3, metadata={"help": "share of training examples without lips"})
+    cache_audio_states: bool = field(
+        default=True,
+        metadata={
+            "help": "encode each clip by the frozen Whisper once and keep its states on disk (whisper_state_cache)"
+        },
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "where the cached states go (default: package cache)"}
+    )
 
     def __post_init__(self):
         if self.eval_split in ("", "none"):
@@ -91,20 +102,26 @@ def recognition_speech(example: dict):
 
 class RecognitionCollator:
     """Corpus examples -> the processor's ``input_features``, ``attention_mask``, ``lip_frames``,
-    ``video_attention_mask`` and ``labels``."""
+    ``video_attention_mask`` and ``labels``; with ``audio_states`` (a :class:`WhisperStateCache`), the frozen
+    encoder's cached ``audio_states`` instead of ``input_features``."""
 
-    def __init__(self, processor: AvurProcessor):
-        self.processor = processor
+    def __init__(self, processor: AvurProcessor, audio_states: WhisperStateCache | None = None):
+        self.processor, self.audio_states = processor, audio_states
 
     def __call__(self, examples):
-        return dict(
+        speech = [recognition_speech(example) for example in examples]
+        batch = dict(
             self.processor(
-                audio=[recognition_speech(example) for example in examples],
+                audio=speech,
                 videos=[example["lips"] for example in examples],
                 text=[str(example["transcript"]) for example in examples],
                 return_tensors="pt",
             )
         )
+        if self.audio_states is not None:
+            del batch["input_features"]
+            batch["audio_states"] = self.audio_states(speech)
+        return batch
 
 
 def build_recognition_run(args: AvsrArguments):
@@ -132,12 +149,16 @@ def build_recognition_run(args: AvsrArguments):
 def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=print) -> str:
     """Train; returns the folder of the trained model and processor."""
     run, processor, train, evaluation = build_recognition_run(args)
+    audio_states = None
+    if args.cache_audio_states:
+        audio_states = WhisperStateCache(run.model, processor.feature_extractor, args.cache_dir or default_cache_dir())
+        log(f"Whisper encoder states cached in {audio_states.folder}")
     trainer = GuidanceTrainer(
         model=run,
         args=training_args,
         train_dataset=train,
         eval_dataset=evaluation if training_args.eval_strategy != "no" else None,
-        data_collator=RecognitionCollator(processor),
+        data_collator=RecognitionCollator(processor, audio_states),
         training_record={"avsr": {key: value for key, value in vars(args).items()}},
     )
     trainer.train(
