@@ -139,11 +139,18 @@ def build_recognition_run(args: AvsrArguments):
     for parameter in [*model.whisper.parameters(), *model.lip_encoder.parameters()]:
         parameter.requires_grad_(False)
     processor = AvurProcessor.from_whisper(whisper, lip_roi_size=model.config.lip_roi_size)
-    columns = ["mixture", "target", "lips", "transcript", "noise_type"]
     splits = [load_split(args.data, split.strip()) for split in args.train_splits.split(",") if split.strip()]
-    train = concatenate_datasets([split.select_columns(columns) for split in splits])
-    evaluation = load_split(args.data, args.eval_split).select_columns(columns) if args.eval_split else None
+    train = concatenate_datasets([recognition_columns(split) for split in splits])
+    evaluation = recognition_columns(load_split(args.data, args.eval_split)) if args.eval_split else None
     return RecognitionRun(model), processor, train, evaluation
+
+
+def recognition_columns(split):
+    """The columns recognition reads; the talker-mixture splits, which hold no noise, get ``noise_type`` "none" so
+    that they concatenate with the splits in noise."""
+    if "noise_type" not in split.column_names:
+        split = split.add_column("noise_type", ["none"] * len(split))
+    return split.select_columns(["mixture", "target", "lips", "transcript", "noise_type"])
 
 
 def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=print) -> str:
