@@ -146,8 +146,8 @@ def build_recognition_run(args: AvsrArguments):
 
 
 def recognition_columns(split):
-    """The columns recognition reads; the talker-mixture splits, which hold no noise, get ``noise_type`` "none" so
-    that they concatenate with the splits in noise."""
+    """The columns recognition reads. A split written before corpora had a ``noise_type`` column (talker mixtures,
+    no noise) gets it as "none", so that it concatenates with the splits in noise."""
     if "noise_type" not in split.column_names:
         split = split.add_column("noise_type", ["none"] * len(split))
     return split.select_columns(["mixture", "target", "lips", "transcript", "noise_type"])
