@@ -123,7 +123,8 @@ def test_save_and_load_round_trip_is_bit_identical(name, codec, tmp_path):
 
 
 def test_trust_remote_code_loads_without_the_package(tmp_path):
-    model = TESTER.build_model("av-mamba-tiny", prior_embedding_dim=8, encoder_type="stft", encoder_kernel_size=256)
+    # the learned codec: its output is bit-exact across processes (an FFT may round differently with other threads)
+    model = TESTER.build_model("av-mamba-tiny", prior_embedding_dim=8)
     batch = TESTER.prepare_inputs(model)
     with torch.no_grad():
         expected = model(**batch).waveform
