@@ -147,19 +147,18 @@ class DualPathConfig(EleganceConfig):
                 f"the learned encoder's hop is half its window ({encoder_kernel_size // 2} samples), got "
                 f"encoder_hop_size={encoder_hop_size}; leave encoder_hop_size unset or use encoder_type='stft'"
             )
-        if encoder_type == "stft":
-            hop = encoder_kernel_size // 4 if encoder_hop_size is None else encoder_hop_size
-            if hop < 1 or hop > encoder_kernel_size // 2 or encoder_kernel_size % hop:
-                raise ValueError(
-                    f"the STFT hop must divide its window and be at most half of it; got encoder_hop_size={hop} for "
-                    f"encoder_kernel_size={encoder_kernel_size} (e.g. 128 for 512)"
-                )
         if chunk_size < 2:
             raise ValueError(f"chunk_size must be at least 2, got {chunk_size}")
         self.encoder_channels = encoder_channels
         self.encoder_kernel_size = encoder_kernel_size
         self.encoder_type = encoder_type
         self.encoder_hop_size = encoder_hop_size
+        hop = self.encoder_stride
+        if encoder_type == "stft" and (hop < 1 or hop > encoder_kernel_size // 2 or encoder_kernel_size % hop):
+            raise ValueError(
+                f"the STFT hop must divide its window and be at most half of it; got encoder_hop_size={hop} for "
+                f"encoder_kernel_size={encoder_kernel_size} (e.g. 128 for 512)"
+            )
         self.bottleneck_channels = bottleneck_channels
         self.num_blocks = num_blocks
         self.chunk_size = chunk_size
@@ -188,7 +187,7 @@ class DualPathConfig(EleganceConfig):
     def encoder_stride(self) -> int:
         """Hop of the encoder in samples: its frames come at ``sampling_rate / encoder_stride`` a second."""
         if self.encoder_type == "stft":
-            return self.encoder_hop_size or self.encoder_kernel_size // 4
+            return self.encoder_kernel_size // 4 if self.encoder_hop_size is None else self.encoder_hop_size
         return self.encoder_kernel_size // 2
 
 

@@ -150,10 +150,12 @@ class AvurForConditionalGeneration(PreTrainedModel):
     def _alignment_hook(self, block_index: int):
         def hook(layer, inputs, output):
             state = self._visual_state
-            if state is not None and "captured" in state:  # encode_audio: keep what the block would read
-                state["captured"][block_index] = output[0] if isinstance(output, tuple) else output
-            if state is not None and state.get("visual") is not None:
-                audio = output[0] if isinstance(output, tuple) else output
+            if state is None:
+                return
+            audio = output[0] if isinstance(output, tuple) else output
+            if "captured" in state:  # encode_audio: keep what the block would read
+                state["captured"][block_index] = audio
+            if state.get("visual") is not None:
                 visual, state["keep"] = (
                     _expand_to(state["visual"], audio.shape[0]),
                     _expand_to(state["keep"], audio.shape[0]),

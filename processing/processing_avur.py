@@ -64,9 +64,11 @@ class AvurProcessor(ProcessorMixin):
         text=None,
         sampling_rate: int | None = None,
         return_tensors: str | None = None,
+        audio_features: bool = True,
     ):
         """Prepare any of audio (``input_features``, ``attention_mask``), lip clips (``lip_frames``,
-        ``video_attention_mask``) and transcripts (``labels``)."""
+        ``video_attention_mask``) and transcripts (``labels``). ``audio_features=False`` skips the log-mel features
+        and gives only their ``attention_mask``: for a model fed its frozen encoder's cached states instead."""
         if audio is None and videos is None and text is None:
             raise ValueError("pass at least one of audio=, videos= or text=")
         outputs = {}
@@ -80,13 +82,17 @@ class AvurProcessor(ProcessorMixin):
                     f"{max(len(c) for c in clips) / self.feature_extractor.sampling_rate:.1f} s: cut the audio into "
                     f"segments of at most {self.feature_extractor.chunk_length} s"
                 )
-            features = self.feature_extractor(
-                [np.asarray(clip, dtype=np.float32) for clip in clips],
-                sampling_rate=self.feature_extractor.sampling_rate,
-                return_attention_mask=True,
-                return_tensors="np",
-            )
-            outputs.update(input_features=features["input_features"], attention_mask=features["attention_mask"])
+            if audio_features:
+                features = self.feature_extractor(
+                    [np.asarray(clip, dtype=np.float32) for clip in clips],
+                    sampling_rate=self.feature_extractor.sampling_rate,
+                    return_attention_mask=True,
+                    return_tensors="np",
+                )
+                outputs.update(input_features=features["input_features"], attention_mask=features["attention_mask"])
+            else:  # the feature extractor's own mask: the frames whose hop starts inside the clip
+                starts = np.arange(self.feature_extractor.nb_max_frames) * self.feature_extractor.hop_length
+                outputs["attention_mask"] = np.stack([starts < len(clip) for clip in clips]).astype(np.int32)
         if videos is not None:
             outputs.update(self.lip_feature_extractor(videos, return_tensors="np"))
         if audio is not None and videos is not None:

@@ -310,6 +310,12 @@ def test_the_processor_prepares_whispers_features_lips_and_labels(processor, ran
     assert type(reloaded).__name__ == "AvurProcessor"
     again = reloaded(audio=[e["target"] for e in examples], videos=[e["lips"] for e in examples], return_tensors="pt")
     assert torch.equal(again["input_features"], batch["input_features"])
+    # without the log-mel features (a model fed cached encoder states): the same mask, also for lengths that are not
+    # whole hops
+    clips = [e["target"] for e in examples] + [np.zeros(16001, np.float32), np.zeros(159, np.float32)]
+    full = processor(audio=clips, return_tensors="pt")
+    masks_only = processor(audio=clips, return_tensors="pt", audio_features=False)
+    assert "input_features" not in masks_only and torch.equal(masks_only["attention_mask"], full["attention_mask"])
 
 
 def test_the_processor_names_bad_input(processor):

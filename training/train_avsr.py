@@ -116,10 +116,10 @@ class RecognitionCollator:
                 videos=[example["lips"] for example in examples],
                 text=[str(example["transcript"]) for example in examples],
                 return_tensors="pt",
+                audio_features=self.audio_states is None,  # the cache computes features only for clips it lacks
             )
         )
         if self.audio_states is not None:
-            del batch["input_features"]
             batch["audio_states"] = self.audio_states(speech)
         return batch
 
