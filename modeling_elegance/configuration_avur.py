@@ -20,6 +20,9 @@ class AvurConfig(PretrainedConfig):
         sma_ffn_dim: hidden width of each alignment block's feed-forward (default: 2 x `d_model`).
         modality_dropout: in training, the share of examples whose visual stream is dropped (the model must stay a
             good audio-only recogniser).
+        fusion_modulation: ``"reliability"`` (AMF: the visual injection scales with the token's acoustic
+            unreliability) or ``"none"`` (the ablation "SMA only": the aligned visual stream enters the decoder by
+            the same gated cross-attention, its gate alone deciding how much).
         lip_input: ``"embeddings"`` (the model takes `visual_embeds`) or ``"frames"`` (it owns a lip encoder, the
             one of a lip-reading model, and takes mouth ROI clips as `lip_frames`; `visual_dim` is then its
             `lip_embedding_dim`).
@@ -48,6 +51,7 @@ class AvurConfig(PretrainedConfig):
         sma_num_heads: int = 4,
         sma_ffn_dim: int | None = None,
         modality_dropout: float = 0.0,
+        fusion_modulation: str = "reliability",
         lip_input: str = "embeddings",
         lip_frontend_width: int = 8,
         lip_embedding_dim: int = 128,
@@ -70,6 +74,9 @@ class AvurConfig(PretrainedConfig):
             raise ValueError(f"sma_num_heads ({sma_num_heads}) must divide Whisper's d_model ({width})")
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must lie in [0, 1), got {modality_dropout}")
+        if fusion_modulation not in ("reliability", "none"):
+            raise ValueError(f"fusion_modulation must be 'reliability' (AMF) or 'none', got {fusion_modulation!r}")
+        self.fusion_modulation = fusion_modulation
         if lip_input not in ("embeddings", "frames"):
             raise ValueError(f"lip_input must be 'embeddings' or 'frames', got {lip_input!r}")
         self.lip_input = lip_input

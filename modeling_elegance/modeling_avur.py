@@ -65,8 +65,9 @@ class SparseAlignmentBlock(nn.Module):
 class AdaptiveModulatedFusion(nn.Module):
     r"""``hidden (batch, tokens, d)`` -> fused ``(batch, tokens, d)`` and reliability ``(batch, tokens)``."""
 
-    def __init__(self, width: int, num_heads: int, probe_heads: int):
+    def __init__(self, width: int, num_heads: int, probe_heads: int, modulated: bool = True):
         super().__init__()
+        self.modulated = modulated  # False: the ablation without AMF, the gate alone scales the visual read
         self.num_heads = probe_heads  # the probe's heads are those of Whisper's cross-attention it starts from
         self.probe_query = nn.Linear(width, width)
         self.probe_key = nn.Linear(width, width, bias=False)
@@ -97,7 +98,9 @@ class AdaptiveModulatedFusion(nn.Module):
         reliability = self.acoustic_reliability(hidden if probe_input is None else probe_input, audio, audio_mask)
         memory = self.visual_norm(visual)
         read, _ = self.visual_read(hidden, memory, memory, need_weights=False)
-        injection = torch.tanh(self.gate) * (1.0 - reliability)[..., None] * read
+        injection = torch.tanh(self.gate) * read
+        if self.modulated:
+            injection = injection * (1.0 - reliability)[..., None]
         if visual_keep is not None:  # modality dropout: these examples hear only the audio
             injection = injection * visual_keep[:, None, None].to(injection.dtype)
         return hidden + injection, reliability
@@ -131,7 +134,12 @@ class AvurForConditionalGeneration(PreTrainedModel):
         self.alignment = nn.ModuleList(
             SparseAlignmentBlock(width, config.sma_num_heads, config.sma_ffn_dim) for _ in config.sma_layers
         )
-        self.fusion = AdaptiveModulatedFusion(width, config.sma_num_heads, whisper_config.decoder_attention_heads)
+        self.fusion = AdaptiveModulatedFusion(
+            width,
+            config.sma_num_heads,
+            whisper_config.decoder_attention_heads,
+            modulated=config.fusion_modulation == "reliability",
+        )
         self._visual_state: dict | None = None
         encoder_layers = self.whisper.model.encoder.layers
         for block_index, layer_index in enumerate(config.sma_layers):

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel, WhisperForConditionalGeneration
 
 from modeling_elegance import AvurConfig, AvurForConditionalGeneration
-from modeling_elegance.modeling_avur import SparseAlignmentBlock
+from modeling_elegance.modeling_avur import AdaptiveModulatedFusion, SparseAlignmentBlock
 from modeling_elegance.visual_units import VisualUnitQuantizer
 
 VISUAL_DIM = 8
@@ -99,6 +99,51 @@ def test_modality_dropout_leaves_dropped_examples_audio_only(random_whisper, whi
         theirs = whisper(input_features=features, decoder_input_ids=decoder_ids(whisper, 8)).logits
     same = [torch.equal(ours[i], theirs[i]) for i in range(8)]
     assert any(same) and not all(same)
+
+
+def test_without_modulation_the_gate_alone_scales_the_visual_read():
+    """The ablation "SMA only" (fusion_modulation="none") injects tanh(gate) * read; AMF scales that by 1 - reliability."""
+    torch.manual_seed(0)
+    amf = AdaptiveModulatedFusion(16, 4, 4)
+    plain = AdaptiveModulatedFusion(16, 4, 4, modulated=False)
+    plain.load_state_dict(amf.state_dict())
+    with torch.no_grad():
+        amf.gate.fill_(1.0), plain.gate.fill_(1.0)
+    hidden, audio, visual = torch.randn(2, 5, 16), torch.randn(2, 30, 16), torch.randn(2, 10, 16)
+    with torch.no_grad():
+        modulated, reliability = amf(hidden, audio, visual)
+        unmodulated, same_reliability = plain(hidden, audio, visual)
+    torch.testing.assert_close(modulated - hidden, (1 - reliability)[..., None] * (unmodulated - hidden))
+    assert torch.equal(reliability, same_reliability) and not torch.allclose(modulated, unmodulated)
+    with pytest.raises(ValueError, match=r"^fusion_modulation must be 'reliability' \(AMF\) or 'none', got 'gate'$"):
+        AvurConfig(fusion_modulation="gate")
+
+
+def test_decoder_lora_leaves_the_encoder_alone_and_merges_into_plain_whisper(random_whisper, whisper):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from training.whisper_lora import add_decoder_lora, merge_lora
+
+    adapted = WhisperForConditionalGeneration.from_pretrained(random_whisper).eval()
+    names = add_decoder_lora(adapted, rank=2)
+    assert names and all(".decoder." in name for name in names)  # the encoder's states stay cacheable
+    assert {n for n, p in adapted.named_parameters() if p.requires_grad} == set(names)
+    with torch.no_grad():
+        for name, parameter in adapted.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero: make the adapters do something
+                parameter.normal_(0, 0.5)
+    features, _ = inputs()
+    ids = decoder_ids(whisper)
+    with torch.no_grad():
+        before = adapted(input_features=features, decoder_input_ids=ids).logits
+        assert not torch.allclose(before, whisper(input_features=features, decoder_input_ids=ids).logits)
+        assert merge_lora(adapted) == 10 * whisper.config.decoder_layers  # 2 x 4 attention projections, fc1, fc2
+        merged = adapted(input_features=features, decoder_input_ids=ids).logits
+    torch.testing.assert_close(merged, before, atol=1e-5, rtol=1e-5)
+    assert not any(isinstance(module, BaseTunerLayer) for module in adapted.modules())
+    assert set(adapted.state_dict()) == set(whisper.state_dict())
+    with pytest.raises(ValueError, match=r"^the LoRA rank must be at least 1, got 0$"):
+        add_decoder_lora(adapted, rank=0)
 
 
 def test_acoustic_reliability_counts_only_the_clip_frames(model, whisper):
@@ -371,6 +416,25 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
     (tampered / "modeling_avur.py").write_text(code.replace("torch.tanh(self.gate) *", "(1 + torch.tanh(self.gate)) *"))
     with pytest.raises(ValueError, match="the output of its own code .trust_remote_code. and of this package's"):
         verify_release(str(tampered))
+
+
+def test_the_audio_only_baseline_trains_whispers_decoder_lora_alone(random_whisper, tiny_corpus_path, tmp_path):
+    from training.train_avsr import AvsrArguments, RecognitionCollator, main
+
+    out = str(tmp_path / "run")
+    flags = ["--data", tiny_corpus_path, "--whisper", random_whisper, "--output_dir", out, "--disable_tqdm", "true"]
+    flags += ["--per_device_train_batch_size", "2", "--eval_split", "none", "--cache_dir", str(tmp_path / "cache")]
+    flags += ["--audio_only", "--whisper_lora_rank", "2", "--learning_rate", "1e-2"]
+    assert main([*flags, "--max_steps", "2"]) == 0
+    trained = AutoModel.from_pretrained(os.path.join(out, "avsr"))  # a plain model: the LoRA merged
+    start = WhisperForConditionalGeneration.from_pretrained(random_whisper)
+    assert torch.equal(trained.whisper.model.encoder.conv1.weight, start.model.encoder.conv1.weight)
+    query = "model.decoder.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(trained.whisper.state_dict()[query], start.state_dict()[query])
+    assert torch.equal(trained.fusion.gate, torch.zeros_like(trained.fusion.gate))  # nothing visual trained
+    with pytest.raises(ValueError, match=r"^--audio_only trains Whisper's decoder LoRA and nothing else: give it"):
+        AvsrArguments(data=tiny_corpus_path, audio_only=True)
+    assert RecognitionCollator(None, lips=False).lips is False
 
 
 def test_the_recognition_card_carries_the_evaluation(random_whisper):

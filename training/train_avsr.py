@@ -2,10 +2,14 @@
 trained on a corpus's clean and noisy speech with its lips.
 
     elegance-train-avsr --data DATA --output_dir runs/avsr [--whisper NAME_OR_DIR] [--lip_reader DIR]
-        [--train_splits train,train_noisy] [--eval_split validation_noisy] [any transformers.TrainingArguments flag]
+        [--train_splits train,train_noisy] [--eval_split validation_noisy] [--fusion_modulation none]
+        [--whisper_lora_rank 8] [--audio_only] [any transformers.TrainingArguments flag]
 
 Whisper (default: the offline tiny.en) and the lip reader's encoder (default: the shipped `pretrained/lip-reader`)
-stay frozen; the alignment blocks, the visual projection and the fusion train. Each example is the split's speech
+stay frozen; the alignment blocks, the visual projection and the fusion train. ``--whisper_lora_rank R`` adds LoRA
+to Whisper's decoder (:mod:`training.whisper_lora`; merged into the weights at export). ``--audio_only`` trains
+that LoRA alone on the audio, without lips: the audio-only baseline fine-tuned with the same data and steps.
+``--fusion_modulation none`` is the ablation without AMF (SMA's visual stream through a plain gate). Each example is the split's speech
 as a recogniser would hear it: the mixture of a split in noise (target + noise), the clean target of a split of
 talker mixtures. Checkpoints hold only the trained weights and are written atomically (the extraction trainer's
 `GuidanceTrainer`); ``--resume_from_checkpoint last`` continues a run. The trained model and its processor are
@@ -31,6 +35,7 @@ from .guided_model import GuidedOutput
 from .staged_folder import resolve_resume, staged_folder
 from .trainer import GuidanceTrainer
 from .transcript_embedding_cache import default_cache_dir
+from .whisper_lora import add_decoder_lora, merge_lora
 from .whisper_state_cache import WhisperStateCache
 
 SHIPPED_LIP_READER = os.path.join(
@@ -51,6 +56,15 @@ class AvsrArguments:
         default=None, metadata={"help": "Whisper encoder layers, e.g. '2,3' (default: upper half)"}
     )
     modality_dropout: float = field(default=0.3, metadata={"help": "share of training examples without lips"})
+    fusion_modulation: str = field(
+        default="reliability",
+        metadata={"help": "'reliability' (AMF) or 'none' (the ablation: the visual stream through a plain gate)"},
+    )
+    whisper_lora_rank: int = field(default=0, metadata={"help": "LoRA rank on Whisper's decoder (0: frozen)"})
+    audio_only: bool = field(
+        default=False,
+        metadata={"help": "train Whisper's decoder LoRA alone, without lips (the fine-tuned audio-only baseline)"},
+    )
     cache_audio_states: bool = field(
         default=True,
         metadata={
@@ -64,6 +78,10 @@ class AvsrArguments:
     def __post_init__(self):
         if self.eval_split in ("", "none"):
             self.eval_split = None
+        if self.audio_only and self.whisper_lora_rank < 1:
+            raise ValueError(
+                "--audio_only trains Whisper's decoder LoRA and nothing else: give it --whisper_lora_rank (e.g. 8)"
+            )
 
 
 class RecognitionRun(nn.Module):
@@ -89,7 +107,7 @@ class RecognitionRun(nn.Module):
         if expected != set(state_dict):
             raise ValueError(
                 f"the checkpoint does not match this model ({len(expected ^ set(state_dict))} names differ); resume "
-                "with the same --whisper, --lip_reader and --sma_layers as the run that wrote it"
+                "with the same --whisper, --lip_reader, --sma_layers and --whisper_lora_rank as the run that wrote it"
             )
         self.load_state_dict(state_dict, strict=False)
 
@@ -105,8 +123,8 @@ class RecognitionCollator:
     ``video_attention_mask`` and ``labels``; with ``audio_states`` (a :class:`WhisperStateCache`), the frozen
     encoder's cached ``audio_states`` instead of ``input_features``."""
 
-    def __init__(self, processor: AvurProcessor, audio_states: WhisperStateCache | None = None):
-        self.processor, self.audio_states = processor, audio_states
+    def __init__(self, processor: AvurProcessor, audio_states: WhisperStateCache | None = None, lips: bool = True):
+        self.processor, self.audio_states, self.lips = processor, audio_states, lips
 
     def __call__(self, examples):
         speech = [recognition_speech(example) for example in examples]
@@ -121,6 +139,9 @@ class RecognitionCollator:
         )
         if self.audio_states is not None:
             batch["audio_states"] = self.audio_states(speech)
+        if not self.lips:  # the audio-only baseline hears the clip alone
+            batch.pop("lip_frames", None)
+            batch.pop("video_attention_mask", None)
         return batch
 
 
@@ -134,10 +155,19 @@ def build_recognition_run(args: AvsrArguments):
     lip_reader = args.lip_reader or SHIPPED_LIP_READER
     sma_layers = None if args.sma_layers is None else [int(index) for index in args.sma_layers.split(",")]
     model = AvurForConditionalGeneration.from_whisper(
-        whisper, lip_reader=lip_reader, sma_layers=sma_layers, modality_dropout=args.modality_dropout
+        whisper,
+        lip_reader=lip_reader,
+        sma_layers=sma_layers,
+        modality_dropout=args.modality_dropout,
+        fusion_modulation=args.fusion_modulation,
     )
-    for parameter in [*model.whisper.parameters(), *model.lip_encoder.parameters()]:
+    # the audio-only baseline trains nothing visual: its fusion gate stays closed, so its visual path is a no-op
+    for parameter in (
+        model.parameters() if args.audio_only else [*model.whisper.parameters(), *model.lip_encoder.parameters()]
+    ):
         parameter.requires_grad_(False)
+    if args.whisper_lora_rank:
+        add_decoder_lora(model.whisper, args.whisper_lora_rank)
     processor = AvurProcessor.from_whisper(whisper, lip_roi_size=model.config.lip_roi_size)
     splits = [load_split(args.data, split.strip()) for split in args.train_splits.split(",") if split.strip()]
     train = concatenate_datasets([recognition_columns(split) for split in splits])
@@ -165,7 +195,7 @@ def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=
         args=training_args,
         train_dataset=train,
         eval_dataset=evaluation if training_args.eval_strategy != "no" else None,
-        data_collator=RecognitionCollator(processor, audio_states),
+        data_collator=RecognitionCollator(processor, audio_states, lips=not args.audio_only),
         training_record={"avsr": {key: value for key, value in vars(args).items()}},
     )
     trainer.train(
@@ -176,6 +206,7 @@ def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=
         card = render_recognition_card(
             run.model.config, steps=trainer.state.global_step, training=vars(args), model_name="avsr"
         )
+        merge_lora(run.model.whisper)  # a plain model: the adapters folded into Whisper's weights
         with staged_folder(final) as staging:
             run.model.save_pretrained(staging)
             processor.save_pretrained(staging)
