@@ -485,6 +485,43 @@ def test_elegance_evaluate_scores_a_recogniser_by_wer_and_cer(random_whisper, ti
     assert "WER reduction by the lips" in report and "test_noisy, WER by SNR (dB):" in report
 
 
+def test_the_extraction_then_recognition_chain(random_whisper, tiny_corpus_path, tmp_path):
+    """``--extractor``: the recogniser also transcribes the extraction model's estimate of each target, cut to the
+    mixture's length and brought to its scale."""
+    import json
+
+    from processing import AvurProcessor
+    from training.data import load_split
+    from training.evaluation.cli import load_model, main
+    from training.evaluation.recognition_scoring import extracted_speech
+
+    root = os.path.dirname(os.path.dirname(__file__))
+    extractor = os.path.join(root, "pretrained", "usev-tiny")
+    rows = load_split(tiny_corpus_path, "test", max_examples=3)[:3]
+    mixtures = [np.asarray(wave, dtype=np.float32) for wave in rows["mixture"]]
+    estimates = extracted_speech(*load_model(extractor), rows, mixtures)
+    for estimate, mixture in zip(estimates, mixtures):
+        assert estimate.shape == mixture.shape and np.abs(estimate).max() > 0
+        assert np.dot(mixture, estimate) / np.dot(estimate, estimate) == pytest.approx(1.0, rel=1e-4)  # at its scale
+
+    model = AvurForConditionalGeneration.from_whisper(
+        random_whisper, lip_reader=os.path.join(root, "pretrained", "lip-reader")
+    )
+    folder = str(tmp_path / "avsr")
+    model.save_pretrained(folder)
+    AvurProcessor.from_whisper(random_whisper, lip_roi_size=model.config.lip_roi_size).save_pretrained(folder)
+    out = str(tmp_path / "chain.json")
+    args = ["--data", tiny_corpus_path, "--splits", "test", "--max_examples", "2", "--out", out]
+    assert main(["--model", folder, "--extractor", extractor, *args]) == 0
+    summary = json.load(open(out))["splits"]["test"]
+    assert set(summary["wer"]) == {"av", "audio_only", "clean", "extracted"}
+    assert "WER extracted" in open(str(tmp_path / "chain.md")).read()
+    with pytest.raises(ValueError, match=r"^--extractor feeds a recogniser; --model is an extraction model"):
+        main(["--model", extractor, "--extractor", extractor, *args])
+    with pytest.raises(ValueError, match=r"is a recogniser; pass a target speech extraction model's folder$"):
+        main(["--model", folder, "--extractor", folder, *args])
+
+
 def test_elegance_train_vur_fits_units_makes_nbest_lists_and_trains_the_rescorer(
     random_whisper, tiny_corpus_path, tmp_path
 ):

@@ -48,15 +48,24 @@ def _commit() -> str:
     ).stdout.strip()
 
 
-def evaluate_recognizer(model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams) -> dict:
+def evaluate_recognizer(
+    model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams, extractor: str | None = None
+) -> dict:
     """WER and CER of an audio-visual recogniser on ``splits`` (see :mod:`.recognition_scoring`), written to ``out``
-    and its Markdown report."""
+    and its Markdown report; with ``extractor`` (an extraction model's folder), also of that model's estimates."""
     from .recognition_scoring import recognition_report, score_recognition
 
+    extraction_model, extraction_processor = load_model(extractor) if extractor else (None, None)
+    if extraction_model is not None and getattr(extraction_model.config, "model_type", None) == "avur":
+        raise ValueError(f"--extractor {extractor} is a recogniser; pass a target speech extraction model's folder")
     results = {"model": model_path, "data": data, "commit": _commit() or None, "num_beams": num_beams, "splits": {}}
+    if extractor:
+        results["extractor"] = extractor
     for split in splits:
         dataset = load_split(data, split, max_examples=max_examples)
-        results["splits"][split] = score_recognition(model, processor, dataset, num_beams, batch_size)
+        results["splits"][split] = score_recognition(
+            model, processor, dataset, num_beams, batch_size, extraction_model, extraction_processor
+        )
     _write_atomically(out, json.dumps(results, indent=2))
     _write_atomically(os.path.splitext(out)[0] + ".md", recognition_report(results))
     return results
@@ -88,12 +97,17 @@ def evaluate_model(
     text_informed_llm: str | None = None,
     embedding_cache_dir: str | None = None,
     num_beams: int = 1,
+    extractor: str | None = None,
 ) -> dict:
     """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results. An
     audio-visual recogniser (AVUR) is scored by its WER and CER instead (:func:`evaluate_recognizer`)."""
     model, processor = load_model(model_path)
     if getattr(model.config, "model_type", None) == "avur":
-        return evaluate_recognizer(model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams)
+        return evaluate_recognizer(
+            model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams, extractor
+        )
+    if extractor is not None:
+        raise ValueError("--extractor feeds a recogniser; --model is an extraction model (pass an AVUR model's folder)")
     audio_only, audio_only_processor = load_model(audio_only_model) if audio_only_model else (None, None)
     if audio_only is not None and audio_only.config.lip_input is not None:
         raise ValueError(f"--audio_only_model {audio_only_model} takes lips; pass an audio-only (...-se-...) model")
@@ -172,6 +186,11 @@ def main(argv=None) -> int:
     parser.add_argument("--max_examples", type=int, default=None, help="first N examples of each split")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_beams", type=int, default=1, help="beam width of an audio-visual recogniser")
+    parser.add_argument(
+        "--extractor",
+        default=None,
+        help="with a recogniser as --model: an extraction model whose estimates it also transcribes ('extracted')",
+    )
     parser.add_argument("--num_workers", type=int, default=None, help="processes for PESQ/STOI (default: all cores)")
     parser.add_argument(
         "--text_informed_llm",
@@ -204,6 +223,7 @@ def main(argv=None) -> int:
         args.text_informed_llm,
         args.embedding_cache_dir,
         args.num_beams,
+        args.extractor,
     )
     with open(os.path.splitext(args.out)[0] + ".md") as stream:
         print(stream.read())

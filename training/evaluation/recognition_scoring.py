@@ -1,7 +1,9 @@
 """Recognition scores of an audio-visual recogniser (AVUR-LLM's first stage): WER and CER of its transcripts of
 each split's mixtures, with the lips (``av``) and without them (``audio_only``: exactly the Whisper inside, so the
 zero-shot baseline of the same weights), and of the clean targets with the lips (``clean``, the floor); per SNR
-and per noise type on a split in noise."""
+and per noise type on a split in noise. With an extraction model (``extractor``), also of its estimate of the
+target with the lips (``extracted``): on a split of talker mixtures, the target's words by extraction then
+recognition, against recognition of the raw mixture (``av``)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from processing.output_scaling import scale_to_mixture
+
 from .metrics import character_error_rate, word_error_rate
 from .recognition import max_new_tokens_for
 from .report import markdown_table
-from .scoring import iterate_batches
+from .scoring import extract_batch, iterate_batches
 
-SYSTEMS = ("av", "audio_only", "clean")
+SYSTEMS = ("av", "audio_only", "clean", "extracted")
 
 
 def transcribe(model, processor, audio, lips, num_beams: int = 1) -> list[str]:
@@ -36,9 +40,19 @@ def transcribe(model, processor, audio, lips, num_beams: int = 1) -> list[str]:
     return processor.batch_decode(ids)
 
 
-def score_recognition(model, processor, dataset, num_beams: int = 1, batch_size: int = 8) -> dict:
+def extracted_speech(extractor, extractor_processor, rows: dict, mixtures: list[np.ndarray]) -> list[np.ndarray]:
+    """The extraction model's estimate of each mixture's target, cut to the mixture's length and brought to its
+    scale (an SI-SDR-trained model leaves the level free, and Whisper's log-mel features depend on it)."""
+    estimates = extract_batch(extractor, extractor_processor, rows)
+    return [scale_to_mixture(estimates[row, : len(mixture)].numpy(), mixture) for row, mixture in enumerate(mixtures)]
+
+
+def score_recognition(
+    model, processor, dataset, num_beams: int = 1, batch_size: int = 8, extractor=None, extractor_processor=None
+) -> dict:
     """``{"wer": {system: rate}, "cer": {...}, "examples": n}``, plus ``by_snr`` and ``by_noise`` (WER per SNR, and
-    per noise type and SNR) on a split in noise."""
+    per noise type and SNR) on a split in noise. The ``extracted`` system is scored when ``extractor`` (an extraction
+    model, with its processor) is given."""
     transcripts, references, conditions = defaultdict(list), [], []
     for rows in iterate_batches(dataset, batch_size):
         mixtures = [np.asarray(wave, dtype=np.float32) for wave in rows["mixture"]]
@@ -46,14 +60,18 @@ def score_recognition(model, processor, dataset, num_beams: int = 1, batch_size:
         transcripts["av"] += transcribe(model, processor, mixtures, lips, num_beams)
         transcripts["audio_only"] += transcribe(model, processor, mixtures, None, num_beams)
         transcripts["clean"] += transcribe(model, processor, list(rows["target"]), lips, num_beams)
+        if extractor is not None:
+            estimates = extracted_speech(extractor, extractor_processor, rows, mixtures)
+            transcripts["extracted"] += transcribe(model, processor, estimates, lips, num_beams)
         references += [str(text) for text in rows["transcript"]]
         kinds = rows.get("noise_type", ["none"] * len(mixtures))
         snrs = rows.get("snr_db", [float("nan")] * len(mixtures))
         conditions += [(str(kind), float(snr)) for kind, snr in zip(kinds, snrs)]
+    systems = [system for system in SYSTEMS if system in transcripts]
     result = {
         "examples": len(references),
-        "wer": {system: word_error_rate(transcripts[system], references) for system in SYSTEMS},
-        "cer": {system: character_error_rate(transcripts[system], references) for system in SYSTEMS},
+        "wer": {system: word_error_rate(transcripts[system], references) for system in systems},
+        "cer": {system: character_error_rate(transcripts[system], references) for system in systems},
     }
     noisy = [kind != "none" for kind, _ in conditions]
     if any(noisy):
@@ -62,7 +80,7 @@ def score_recognition(model, processor, dataset, num_beams: int = 1, batch_size:
             chosen = [i for i, condition in enumerate(conditions) if keep(condition)]
             return {
                 system: word_error_rate([transcripts[system][i] for i in chosen], [references[i] for i in chosen])
-                for system in SYSTEMS
+                for system in systems
             }
 
         snrs = sorted({snr for kind, snr in conditions if kind != "none"})
@@ -83,21 +101,26 @@ def recognition_report(results: dict) -> str:
         "",
         f"Data: `{results['data']}`; commit {results.get('commit')}.",
     ]
+    systems = [s for s in SYSTEMS if any(s in summary["wer"] for summary in results["splits"].values())]
     rows = []
     for split, summary in results["splits"].items():
         wer, cer = summary["wer"], summary["cer"]
         reduction = 1 - wer["av"] / wer["audio_only"] if wer["audio_only"] else float("nan")
         rows.append(
-            [split, str(summary["examples"]), *(f"{100 * wer[s]:.1f}%" for s in SYSTEMS)]
-            + [*(f"{100 * cer[s]:.1f}%" for s in SYSTEMS), f"{100 * reduction:.1f}%"]
+            [split, str(summary["examples"]), *(_percent(wer.get(s)) for s in systems)]
+            + [*(_percent(cer.get(s)) for s in systems), f"{100 * reduction:.1f}%"]
         )
-    header = ["split", "examples", *(f"WER {s}" for s in SYSTEMS), *(f"CER {s}" for s in SYSTEMS)]
+    header = ["split", "examples", *(f"WER {s}" for s in systems), *(f"CER {s}" for s in systems)]
     lines += markdown_table(None, [*header, "WER reduction by the lips"], rows)
     for split, summary in results["splits"].items():
         if "by_snr" in summary:
             lines += markdown_table(
                 f"{split}, WER by SNR (dB):",
-                ["SNR", *SYSTEMS],
-                [[snr, *(f"{100 * row[s]:.1f}%" for s in SYSTEMS)] for snr, row in summary["by_snr"].items()],
+                ["SNR", *systems],
+                [[snr, *(_percent(row.get(s)) for s in systems)] for snr, row in summary["by_snr"].items()],
             )
     return "\n".join(lines) + "\n"
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f}%"

@@ -70,6 +70,25 @@ def activity_sample_mask(activity: np.ndarray, samples: int, fps: int, sampling_
     return np.asarray(activity, dtype=bool)[frame]
 
 
+def extract_batch(model, processor, rows: dict, text_prior=None) -> torch.Tensor:
+    """An extraction model's estimates ``(batch, samples)`` of the mixtures of ``rows`` (corpus columns ``mixture``,
+    ``lips``, ``transcript``), padded to the longest; with ``text_prior``, the true transcript's LLM embeddings are
+    its prior (text-informed extraction)."""
+    audio = list(rows["mixture"])
+    if model.config.lip_input is None:
+        inputs = dict(processor.audio_feature_extractor(audio, return_tensors="pt"))
+    else:
+        inputs = dict(processor(audio=audio, videos=list(rows["lips"]), return_tensors="pt"))
+    if text_prior is not None:
+        from ..data import pad_sequences
+
+        tokens = [text_prior.lookup(str(text))[0] for text in rows["transcript"]]
+        inputs["prior_embeds"], inputs["prior_attention_mask"] = pad_sequences(tokens)
+    inputs = {name: value.to(model.device) for name, value in inputs.items()}
+    with torch.inference_mode():
+        return model(**inputs).waveform.float().cpu()
+
+
 class ExtractionEvaluator:
     r"""Scores a model on corpus examples.
 
@@ -110,19 +129,7 @@ class ExtractionEvaluator:
             )
 
     def _extract(self, model, processor, rows: dict) -> torch.Tensor:
-        audio = list(rows["mixture"])
-        if model.config.lip_input is None:
-            inputs = dict(processor.audio_feature_extractor(audio, return_tensors="pt"))
-        else:
-            inputs = dict(processor(audio=audio, videos=list(rows["lips"]), return_tensors="pt"))
-        if self.text_prior is not None and model is self.model:
-            from ..data import pad_sequences
-
-            tokens = [self.text_prior.lookup(str(text))[0] for text in rows["transcript"]]
-            inputs["prior_embeds"], inputs["prior_attention_mask"] = pad_sequences(tokens)
-        inputs = {name: value.to(model.device) for name, value in inputs.items()}
-        with torch.inference_mode():
-            return model(**inputs).waveform.float().cpu()
+        return extract_batch(model, processor, rows, self.text_prior if model is self.model else None)
 
     def score_examples(self, dataset, progress=None) -> list[dict]:
         """One dict per example: every system's scores and the example's scenario fields."""
