@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     from processing import AvurProcessor
     from training.language_model import load_causal_language_model
     from training.offline_whisper import offline_whisper
-    from training.train_vur import mid_layer_features
+    from training.visual_unit_refinement import mid_layer_features
 
     whisper = offline_whisper()
     model = AvurForConditionalGeneration.from_whisper(

@@ -55,6 +55,19 @@ class VisualUnitRescorer(nn.Module):
             parameter.requires_grad_(True)
         self.language_model = language_model
 
+    @classmethod
+    def from_pretrained(cls, folder: str) -> VisualUnitRescorer:
+        """A trained rescorer from ``elegance-train-vur``'s ``OUTPUT_DIR/vur``: its LM (LoRA merged) and its tokenizer
+        with the unit tokens, in eval mode."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        num_units = sum(1 for token in tokenizer.get_vocab() if token.startswith(UNIT_TOKEN.split("{")[0]))
+        if not num_units:
+            raise ValueError(f"{folder} has no visual-unit tokens: pass the vur folder written by elegance-train-vur")
+        language_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        return cls(language_model, tokenizer, num_units, lora_rank=0).eval()
+
     def prompt(self, units) -> str:
         """The prompt of a clip's unit sequence ``(frames,)``, run-length compressed."""
         values, _ = run_length_compress(units)

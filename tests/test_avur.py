@@ -531,6 +531,7 @@ def test_elegance_train_vur_fits_units_makes_nbest_lists_and_trains_the_rescorer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from processing import AvurProcessor
+    from training.data import load_split
     from training.train_vur import main
 
     reader = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")
@@ -556,6 +557,34 @@ def test_elegance_train_vur_fits_units_makes_nbest_lists_and_trains_the_rescorer
     model = AutoModelForCausalLM.from_pretrained(vur)
     assert model.get_input_embeddings().weight.shape[0] == len(tokenizer) and "<vu_7>" in tokenizer.get_vocab()
     assert not any("lora" in name for name, _ in model.named_parameters())  # merged
+
+    # the second stage at inference: the N-best rescored, scored by elegance-evaluate beside the beam's own choice
+    from training.evaluation.cli import main as evaluate
+    from training.visual_unit_refinement import VisualUnitRefinement
+
+    refinement = VisualUnitRefinement.from_pretrained(vur)
+    assert refinement.nbest == 2 and refinement.quantizer.num_units == 8
+    rows = load_split(tiny_corpus_path, "test_noisy", max_examples=2)[:2]
+    audio = [np.asarray(wave, dtype=np.float32) for wave in rows["mixture"]]
+    processor = AvurProcessor.from_pretrained(folder)
+    rescored, beam_first = refinement(recognizer.eval(), processor, audio, list(rows["lips"]))
+    assert len(rescored) == len(beam_first) == 2
+    refinement.first_pass_weight = 1e9  # the first pass decides alone: the beam's own first choice
+    assert refinement(recognizer, processor, audio, list(rows["lips"]))[0] == beam_first
+    report = str(tmp_path / "vur-eval.json")
+    flags = ["--model", folder, "--vur", vur, "--data", tiny_corpus_path, "--splits", "test_noisy"]
+    assert evaluate([*flags, "--max_examples", "2", "--out", report]) == 0
+    assert set(json.load(open(report))["splits"]["test_noisy"]["wer"]) == {
+        "av",
+        "audio_only",
+        "clean",
+        "av_beam",
+        "av_vur",
+    }
+    with pytest.raises(
+        ValueError, match=r"has no vur_config.json: pass the vur folder that elegance-train-vur writes$"
+    ):
+        VisualUnitRefinement.from_pretrained(folder)
 
 
 def test_the_recognition_pipeline_transcribes_with_and_without_lips(

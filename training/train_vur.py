@@ -42,8 +42,7 @@ from .guided_model import GuidedOutput
 from .staged_folder import resolve_resume, staged_folder
 from .train_avsr import recognition_speech
 from .trainer import GuidanceTrainer
-
-VUR_CONFIG = "vur_config.json"
+from .visual_unit_refinement import VUR_CONFIG, mid_layer_features
 
 
 @dataclass
@@ -90,14 +89,6 @@ class RescoringRun(nn.Module):
 def collate_nbest(examples: list[dict]) -> dict:
     """N-best examples stay Python lists (the rescorer tokenizes its own prompts)."""
     return {key: [example[key] for example in examples] for key in ("units", "hypotheses", "word_error_rates")}
-
-
-def mid_layer_features(recognizer, lip_frames: torch.Tensor, video_attention_mask: torch.Tensor) -> list[np.ndarray]:
-    """The lip encoder's front-end features ``(frames, channels)`` of each clip: the visual units' input."""
-    with torch.inference_mode():
-        features = recognizer.lip_encoder.frontend(lip_frames)  # (batch, frames, channels)
-    lengths = video_attention_mask.long().sum(-1).tolist()
-    return [features[row, :length].numpy() for row, length in enumerate(lengths)]
 
 
 def lip_features(recognizer, processor, dataset, batch_size: int = 16) -> list[np.ndarray]:
@@ -179,7 +170,12 @@ def train_rescorer(args: VurArguments, training_args: TrainingArguments, log=pri
             quantizer.save_pretrained(staging)
             with open(os.path.join(staging, VUR_CONFIG), "w") as stream:
                 json.dump(
-                    {"num_units": args.num_units, "first_pass_weight": args.first_pass_weight, "prompt": PROMPT},
+                    {
+                        "num_units": args.num_units,
+                        "nbest": args.nbest,
+                        "first_pass_weight": args.first_pass_weight,
+                        "prompt": PROMPT,
+                    },
                     stream,
                     indent=2,
                 )

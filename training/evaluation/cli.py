@@ -49,11 +49,25 @@ def _commit() -> str:
 
 
 def evaluate_recognizer(
-    model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams, extractor: str | None = None
+    model,
+    processor,
+    model_path,
+    data,
+    splits,
+    out,
+    max_examples,
+    batch_size,
+    num_beams,
+    extractor: str | None = None,
+    vur: str | None = None,
 ) -> dict:
     """WER and CER of an audio-visual recogniser on ``splits`` (see :mod:`.recognition_scoring`), written to ``out``
-    and its Markdown report; with ``extractor`` (an extraction model's folder), also of that model's estimates."""
+    and its Markdown report; with ``extractor`` (an extraction model's folder), also of that model's estimates; with
+    ``vur`` (an ``elegance-train-vur`` folder), also of the N-best rescored by visual units."""
+    from ..visual_unit_refinement import VisualUnitRefinement
     from .recognition_scoring import recognition_report, score_recognition
+
+    refinement = VisualUnitRefinement.from_pretrained(vur) if vur else None
 
     extraction_model, extraction_processor = load_model(extractor) if extractor else (None, None)
     if extraction_model is not None and getattr(extraction_model.config, "model_type", None) == "avur":
@@ -61,10 +75,12 @@ def evaluate_recognizer(
     results = {"model": model_path, "data": data, "commit": _commit() or None, "num_beams": num_beams, "splits": {}}
     if extractor:
         results["extractor"] = extractor
+    if vur:
+        results["vur"] = vur
     for split in splits:
         dataset = load_split(data, split, max_examples=max_examples)
         results["splits"][split] = score_recognition(
-            model, processor, dataset, num_beams, batch_size, extraction_model, extraction_processor
+            model, processor, dataset, num_beams, batch_size, extraction_model, extraction_processor, refinement
         )
     _write_atomically(out, json.dumps(results, indent=2))
     _write_atomically(os.path.splitext(out)[0] + ".md", recognition_report(results))
@@ -98,16 +114,18 @@ def evaluate_model(
     embedding_cache_dir: str | None = None,
     num_beams: int = 1,
     extractor: str | None = None,
+    vur: str | None = None,
 ) -> dict:
     """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results. An
     audio-visual recogniser (AVUR) is scored by its WER and CER instead (:func:`evaluate_recognizer`)."""
     model, processor = load_model(model_path)
     if getattr(model.config, "model_type", None) == "avur":
         return evaluate_recognizer(
-            model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams, extractor
+            model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams, extractor, vur
         )
-    if extractor is not None:
-        raise ValueError("--extractor feeds a recogniser; --model is an extraction model (pass an AVUR model's folder)")
+    if extractor is not None or vur is not None:
+        flag = "--extractor" if extractor is not None else "--vur"
+        raise ValueError(f"{flag} feeds a recogniser; --model is an extraction model (pass an AVUR model's folder)")
     audio_only, audio_only_processor = load_model(audio_only_model) if audio_only_model else (None, None)
     if audio_only is not None and audio_only.config.lip_input is not None:
         raise ValueError(f"--audio_only_model {audio_only_model} takes lips; pass an audio-only (...-se-...) model")
@@ -191,6 +209,12 @@ def main(argv=None) -> int:
         default=None,
         help="with a recogniser as --model: an extraction model whose estimates it also transcribes ('extracted')",
     )
+    parser.add_argument(
+        "--vur",
+        default=None,
+        help="with a recogniser as --model: an elegance-train-vur folder; also scores its N-best rescored by visual "
+        "units ('av_vur') beside the beam's first choice ('av_beam')",
+    )
     parser.add_argument("--num_workers", type=int, default=None, help="processes for PESQ/STOI (default: all cores)")
     parser.add_argument(
         "--text_informed_llm",
@@ -224,6 +248,7 @@ def main(argv=None) -> int:
         args.embedding_cache_dir,
         args.num_beams,
         args.extractor,
+        args.vur,
     )
     with open(os.path.splitext(args.out)[0] + ".md") as stream:
         print(stream.read())

@@ -3,7 +3,9 @@ each split's mixtures, with the lips (``av``) and without them (``audio_only``: 
 zero-shot baseline of the same weights), and of the clean targets with the lips (``clean``, the floor); per SNR
 and per noise type on a split in noise. With an extraction model (``extractor``), also of its estimate of the
 target with the lips (``extracted``): on a split of talker mixtures, the target's words by extraction then
-recognition, against recognition of the raw mixture (``av``)."""
+recognition, against recognition of the raw mixture (``av``). With a visual-unit refinement (the second stage,
+:class:`~training.visual_unit_refinement.VisualUnitRefinement`), also the beam search's first choice (``av_beam``)
+and the N-best rescored by visual units (``av_vur``), both with the lips."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from .recognition import max_new_tokens_for
 from .report import markdown_table
 from .scoring import extract_batch, iterate_batches
 
-SYSTEMS = ("av", "audio_only", "clean", "extracted")
+SYSTEMS = ("av", "audio_only", "clean", "extracted", "av_beam", "av_vur")
 
 
 def transcribe(model, processor, audio, lips, num_beams: int = 1) -> list[str]:
@@ -48,11 +50,18 @@ def extracted_speech(extractor, extractor_processor, rows: dict, mixtures: list[
 
 
 def score_recognition(
-    model, processor, dataset, num_beams: int = 1, batch_size: int = 8, extractor=None, extractor_processor=None
+    model,
+    processor,
+    dataset,
+    num_beams: int = 1,
+    batch_size: int = 8,
+    extractor=None,
+    extractor_processor=None,
+    refinement=None,
 ) -> dict:
     """``{"wer": {system: rate}, "cer": {...}, "examples": n}``, plus ``by_snr`` and ``by_noise`` (WER per SNR, and
     per noise type and SNR) on a split in noise. The ``extracted`` system is scored when ``extractor`` (an extraction
-    model, with its processor) is given."""
+    model, with its processor) is given; ``av_beam`` and ``av_vur`` when ``refinement`` is."""
     transcripts, references, conditions = defaultdict(list), [], []
     for rows in iterate_batches(dataset, batch_size):
         mixtures = [np.asarray(wave, dtype=np.float32) for wave in rows["mixture"]]
@@ -63,6 +72,10 @@ def score_recognition(
         if extractor is not None:
             estimates = extracted_speech(extractor, extractor_processor, rows, mixtures)
             transcripts["extracted"] += transcribe(model, processor, estimates, lips, num_beams)
+        if refinement is not None:
+            rescored, beam_first = refinement(model, processor, mixtures, lips)
+            transcripts["av_vur"] += rescored
+            transcripts["av_beam"] += beam_first
         references += [str(text) for text in rows["transcript"]]
         kinds = rows.get("noise_type", ["none"] * len(mixtures))
         snrs = rows.get("snr_db", [float("nan")] * len(mixtures))
