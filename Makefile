@@ -15,7 +15,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 
-.PHONY: video-example benchmark-noisy data-noisy demo test test-slow style quality bench benchmark-quality pretrained install install-dev clean
+.PHONY: video-example benchmark-noisy benchmark-recognition data-noisy demo test test-slow style quality bench benchmark-quality pretrained install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,13 @@ pretrained: install
 
 clean:
 	rm -rf $(VENV) $(OUT) data *.egg-info
+
+# AVUR-LLM's ablation in noise: fine-tuned audio-only Whisper, SMA, + AMF (3 seeds), + VUR, and extraction then
+# recognition on two-talker mixtures; resumes where it stopped
+benchmark-recognition: data-noisy
+	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
+	else $(BIN)/elegance-data generate --preset default --splits $(TALKER_SPLITS) --out $(DATA); fi
+	cd benchmarks && ../$(BIN)/python bench_recognition.py --out ../docs/results-recognition.md
 
 # CMKT in its own setting: audio-only enhancement in noise, unguided against CMKT, 3 seeds, and the shift sweep
 benchmark-noisy: data-noisy

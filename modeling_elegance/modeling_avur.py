@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import PreTrainedModel, WhisperForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
 from .configuration_avur import AvurConfig
@@ -267,6 +268,38 @@ class AvurForConditionalGeneration(PreTrainedModel):
             self._visual_state = None
         return torch.stack([captured[index] for index in range(len(self.alignment))] + [last], dim=1)
 
+    def _read_audio_states(self, state: dict, audio_states: torch.Tensor) -> BaseModelOutput:
+        """What the encoder would have done, from its states (:meth:`encode_audio`): the alignment blocks read the
+        layer states, and the encoder's output ``(batch, frames, d_model)`` is returned for the decoder."""
+        expected = len(self.alignment) + 1
+        if audio_states.dim() != 4 or audio_states.shape[1] != expected:
+            raise ValueError(
+                f"audio_states has shape {tuple(audio_states.shape)}; expected (batch, {expected}, frames, "
+                f"d_model) from encode_audio (one state per alignment layer, then the encoder's output)"
+            )
+        if state["visual"] is not None:
+            for block, layer_states in zip(self.alignment, audio_states[:, :-1].unbind(1)):
+                state["visual"] = block(state["visual"], layer_states)
+        return BaseModelOutput(last_hidden_state=audio_states[:, -1])
+
+    @contextmanager
+    def _encoder_answers_with(self, encoder_output: BaseModelOutput):
+        """Whisper's encoder, inside, returns ``encoder_output`` (repeated as `generate` repeats its input) instead of
+        computing. `WhisperForConditionalGeneration.generate` cannot take ``encoder_outputs`` with
+        ``num_return_sequences`` (transformers 5 repeats ``input_features`` for the N-best and fails on None), so it
+        gets placeholder features of the right shape and this encoder."""
+        encoder = self.whisper.model.encoder
+        states = encoder_output.last_hidden_state
+
+        def cached(input_features, *args, **kwargs):
+            return BaseModelOutput(last_hidden_state=_expand_to(states, input_features.shape[0]))
+
+        encoder.forward = cached
+        try:
+            yield
+        finally:
+            del encoder.forward
+
     def forward(
         self,
         input_features: torch.Tensor | None = None,
@@ -292,16 +325,7 @@ class AvurForConditionalGeneration(PreTrainedModel):
             visual_embeds = self.embed_lips(lip_frames, video_attention_mask)
         with self._visual_context(visual_embeds, attention_mask) as state:
             if audio_states is not None:
-                expected = len(self.alignment) + 1
-                if audio_states.dim() != 4 or audio_states.shape[1] != expected:
-                    raise ValueError(
-                        f"audio_states has shape {tuple(audio_states.shape)}; expected (batch, {expected}, frames, "
-                        f"d_model) from encode_audio (one state per alignment layer, then the encoder's output)"
-                    )
-                if state["visual"] is not None:
-                    for block, layer_states in zip(self.alignment, audio_states[:, :-1].unbind(1)):
-                        state["visual"] = block(state["visual"], layer_states)
-                kwargs["encoder_outputs"] = (audio_states[:, -1],)
+                kwargs["encoder_outputs"] = self._read_audio_states(state, audio_states)
             output = self.whisper(
                 input_features=input_features, labels=labels, decoder_input_ids=decoder_input_ids, **kwargs
             )
@@ -316,19 +340,34 @@ class AvurForConditionalGeneration(PreTrainedModel):
     @torch.no_grad()
     def generate(
         self,
-        input_features: torch.Tensor,
+        input_features: torch.Tensor | None = None,
         visual_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         lip_frames: torch.Tensor | None = None,
         video_attention_mask: torch.Tensor | None = None,
+        audio_states: torch.Tensor | None = None,
         **kwargs,
     ):
         """Whisper's `generate` (greedy, beams, ``num_return_sequences`` for the N-best, ``output_scores``) with the
-        visual stream."""
+        visual stream; ``audio_states`` (:meth:`encode_audio`'s output) replace ``input_features`` as in
+        :meth:`forward`."""
+        if (input_features is None) == (audio_states is None):
+            raise ValueError(
+                "pass exactly one of input_features (Whisper's log-mel features) and audio_states (the frozen "
+                "encoder's states from encode_audio)"
+            )
         if lip_frames is not None:
             visual_embeds = self.embed_lips(lip_frames, video_attention_mask)
-        with self._visual_context(visual_embeds, attention_mask):
-            return self.whisper.generate(input_features, **kwargs)
+        with self._visual_context(visual_embeds, attention_mask) as state:
+            if audio_states is None:
+                return self.whisper.generate(input_features, **kwargs)
+            encoder_output = self._read_audio_states(state, audio_states)
+            config = self.config.whisper_config
+            placeholder = audio_states.new_zeros(
+                audio_states.shape[0], config.num_mel_bins, 2 * config.max_source_positions
+            )
+            with self._encoder_answers_with(encoder_output):
+                return self.whisper.generate(placeholder, **kwargs)
 
     @classmethod
     def from_whisper(

@@ -323,6 +323,18 @@ def test_cached_whisper_states_give_the_loss_of_the_audio(random_whisper, proces
     with pytest.raises(ValueError, match=r"^audio_states has shape \(3, 1500, 16\); expected \(batch, 2, frames"):
         model(visual_embeds=visual, audio_states=states[:, 0], decoder_input_ids=ids)
 
+    # decoding from float32 states (the evaluation's cache) is decoding from the audio, beams and N-best included
+    exact_cache = WhisperStateCache(model, processor.feature_extractor, str(tmp_path), dtype=torch.float32)
+    assert exact_cache.folder != cache.folder and exact_cache(clips).dtype == torch.float32
+    from_audio = model.generate(features, visual, **NBEST)
+    from_states = model.generate(visual_embeds=visual, audio_states=exact_cache(clips), **NBEST)
+    assert torch.equal(from_states.sequences, from_audio.sequences)
+    torch.testing.assert_close(from_states.sequences_scores, from_audio.sequences_scores, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"^pass exactly one of input_features .* and audio_states"):
+        model.generate(visual_embeds=visual)
+    with pytest.raises(ValueError, match=r"^the cached states are stored in torch.float16 or torch.float32, not"):
+        WhisperStateCache(model, processor.feature_extractor, str(tmp_path), dtype=torch.bfloat16)
+
 
 # --- the processor ---------------------------------------------------------------------------------------------------
 
@@ -483,6 +495,23 @@ def test_elegance_evaluate_scores_a_recogniser_by_wer_and_cer(random_whisper, ti
     assert set(results["splits"]["test_noisy"]["by_noise"]) == {"coloured", "babble", "nonstationary"}
     report = open(str(tmp_path / "recognition.md")).read()
     assert "WER reduction by the lips" in report and "test_noisy, WER by SNR (dB):" in report
+    # the same scores from the encoder states kept on disk, the second time without encoding a clip
+    open_gate(model)  # a model whose lips change its transcripts
+    model.save_pretrained(folder)
+    cached = [*args, "--audio_state_cache", str(tmp_path / "states"), "--lips_control"]
+    assert main([*args, "--out", out]) == 0 and main([*cached, "--out", str(tmp_path / "cached.json")]) == 0
+    stored = sorted(os.listdir(next((tmp_path / "states").glob("whisper-states-*"))))
+    assert main([*cached, "--out", str(tmp_path / "again.json")]) == 0
+    assert sorted(os.listdir(next((tmp_path / "states").glob("whisper-states-*")))) == stored
+    direct, first, second = (
+        json.load(open(tmp_path / name))["splits"] for name in ("recognition.json", "cached.json", "again.json")
+    )
+    assert first == second
+    for split, summary in direct.items():  # the cache changes nothing; the lips control adds its own column
+        for measure in ("wer", "cer"):
+            control = first[split][measure].pop("av_other_lips")
+            assert 0 <= control and first[split][measure] == summary[measure]
+    assert first["test_noisy"]["by_snr"]["0"]["av"] == direct["test_noisy"]["by_snr"]["0"]["av"]
 
 
 def test_the_extraction_then_recognition_chain(random_whisper, tiny_corpus_path, tmp_path):

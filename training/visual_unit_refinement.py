@@ -51,17 +51,20 @@ class VisualUnitRefinement:
             int(config.get("nbest", 5)),
         )
 
-    def __call__(self, recognizer, processor, audio, lips) -> tuple[list[str], list[str]]:
-        """``(rescored, beam_first)``: per clip, the refined transcript and the beam search's own best."""
+    def __call__(self, recognizer, processor, audio, lips, audio_states=None) -> tuple[list[str], list[str]]:
+        """``(rescored, beam_first)``: per clip, the refined transcript and the beam search's own best.
+        ``audio_states``: the recogniser's :class:`~training.whisper_state_cache.WhisperStateCache`, if any."""
+        from .evaluation.recognition_scoring import audio_inputs
+
         if recognizer.lip_encoder is None:
             raise ValueError("visual-unit refinement needs a recogniser with a lip encoder (lip_input='frames')")
-        inputs = processor(audio=audio, videos=lips, return_tensors="pt")
+        inputs, audio_input = audio_inputs(processor, audio, lips, audio_states)
         device = next(recognizer.parameters()).device
         seconds = max(len(waveform) for waveform in audio) / processor.feature_extractor.sampling_rate
         lip_frames, lip_mask = inputs["lip_frames"].to(device), inputs["video_attention_mask"].to(device)
         with torch.inference_mode():
             output = recognizer.generate(
-                inputs["input_features"].to(device),
+                **{name: value.to(device) for name, value in audio_input.items()},
                 attention_mask=inputs["attention_mask"].to(device),
                 lip_frames=lip_frames,
                 video_attention_mask=lip_mask,

@@ -9,8 +9,10 @@ alignment blocks read and the encoder's output) depends on the audio alone, so e
 layers and the feature extractor's settings. Every run of the same Whisper on the same clips (other seeds, other
 fusion settings) reads the same files.
 
-The states are stored in float16 (3.5 MB a clip for tiny.en with two alignment layers): the loss from cached states
-differs from the loss from the audio by that rounding (``tests/test_avur.py`` bounds it).
+Training stores the states in float16 (3.5 MB a clip for tiny.en with two alignment layers): the loss from cached
+states differs from the loss from the audio by that rounding (``tests/test_avur.py`` bounds it). Evaluation
+(``elegance-evaluate --cache_audio_states``) stores them in float32, so that a model decodes from its cache exactly
+what it decodes from the audio (tested), and every model on the same frozen Whisper reuses them.
 """
 
 from __future__ import annotations
@@ -42,16 +44,22 @@ class WhisperStateCache:
         feature_extractor: its Whisper feature extractor (the processor's ``feature_extractor``).
         cache_dir: where the ``whisper-states-<key>`` folder goes.
         batch_size: clips encoded at a time when some are missing.
+        dtype: what the states are stored in (``torch.float16`` or ``torch.float32``).
     """
 
-    def __init__(self, model, feature_extractor, cache_dir: str, batch_size: int = 8):
+    def __init__(self, model, feature_extractor, cache_dir: str, batch_size: int = 8, dtype=torch.float16):
         self.model, self.feature_extractor, self.batch_size = model, feature_extractor, batch_size
+        if dtype not in (torch.float16, torch.float32):
+            raise ValueError(f"the cached states are stored in torch.float16 or torch.float32, not {dtype}")
+        self.dtype = dtype
         settings = {
             "version": CACHE_VERSION,
             "encoder": module_fingerprint(model.whisper.model.encoder),
             "sma_layers": list(model.config.sma_layers),
             "features": [feature_extractor.feature_size, feature_extractor.n_samples, feature_extractor.hop_length],
         }
+        if dtype != torch.float16:  # float16 folders keep the key they had before the dtype was a choice
+            settings["dtype"] = str(dtype)
         key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:24]
         self.folder = os.path.join(cache_dir, f"whisper-states-{key}")
         self.hits = self.misses = 0
@@ -75,7 +83,7 @@ class WhisperStateCache:
                 sampling_rate=self.feature_extractor.sampling_rate,
                 return_tensors="pt",
             ).input_features
-            encoded = self.model.encode_audio(features.to(self.model.device, self.model.dtype)).half().cpu()
+            encoded = self.model.encode_audio(features.to(self.model.device, self.model.dtype)).to(self.dtype).cpu()
             for row, index in enumerate(group):
                 states[index] = encoded[row].contiguous()
                 staging = f"{self.path(digests[index])}.{os.getpid()}.partial"

@@ -60,14 +60,22 @@ def evaluate_recognizer(
     num_beams,
     extractor: str | None = None,
     vur: str | None = None,
+    audio_state_cache: str | None = None,
+    lips_control: bool = False,
 ) -> dict:
     """WER and CER of an audio-visual recogniser on ``splits`` (see :mod:`.recognition_scoring`), written to ``out``
     and its Markdown report; with ``extractor`` (an extraction model's folder), also of that model's estimates; with
-    ``vur`` (an ``elegance-train-vur`` folder), also of the N-best rescored by visual units."""
+    ``vur`` (an ``elegance-train-vur`` folder), also of the N-best rescored by visual units. With
+    ``audio_state_cache`` (a folder), each clip's Whisper encoder states are kept there in float32 and reused by
+    every later evaluation of a model on the same frozen Whisper."""
     from ..visual_unit_refinement import VisualUnitRefinement
+    from ..whisper_state_cache import WhisperStateCache
     from .recognition_scoring import recognition_report, score_recognition
 
     refinement = VisualUnitRefinement.from_pretrained(vur) if vur else None
+    audio_states = None
+    if audio_state_cache:
+        audio_states = WhisperStateCache(model, processor.feature_extractor, audio_state_cache, dtype=torch.float32)
 
     extraction_model, extraction_processor = load_model(extractor) if extractor else (None, None)
     if extraction_model is not None and getattr(extraction_model.config, "model_type", None) == "avur":
@@ -80,7 +88,16 @@ def evaluate_recognizer(
     for split in splits:
         dataset = load_split(data, split, max_examples=max_examples)
         results["splits"][split] = score_recognition(
-            model, processor, dataset, num_beams, batch_size, extraction_model, extraction_processor, refinement
+            model,
+            processor,
+            dataset,
+            num_beams,
+            batch_size,
+            extraction_model,
+            extraction_processor,
+            refinement,
+            audio_states,
+            lips_control,
         )
     _write_atomically(out, json.dumps(results, indent=2))
     _write_atomically(os.path.splitext(out)[0] + ".md", recognition_report(results))
@@ -115,13 +132,27 @@ def evaluate_model(
     num_beams: int = 1,
     extractor: str | None = None,
     vur: str | None = None,
+    audio_state_cache: str | None = None,
+    lips_control: bool = False,
 ) -> dict:
     """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results. An
     audio-visual recogniser (AVUR) is scored by its WER and CER instead (:func:`evaluate_recognizer`)."""
     model, processor = load_model(model_path)
     if getattr(model.config, "model_type", None) == "avur":
         return evaluate_recognizer(
-            model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams, extractor, vur
+            model,
+            processor,
+            model_path,
+            data,
+            splits,
+            out,
+            max_examples,
+            batch_size,
+            num_beams,
+            extractor,
+            vur,
+            audio_state_cache,
+            lips_control,
         )
     if extractor is not None or vur is not None:
         flag = "--extractor" if extractor is not None else "--vur"
@@ -215,6 +246,17 @@ def main(argv=None) -> int:
         help="with a recogniser as --model: an elegance-train-vur folder; also scores its N-best rescored by visual "
         "units ('av_vur') beside the beam's first choice ('av_beam')",
     )
+    parser.add_argument(
+        "--audio_state_cache",
+        default=None,
+        help="with a recogniser as --model: a folder where each clip's Whisper encoder states are kept (float32, "
+        "about 7 MB a clip for tiny.en) and reused by later evaluations of models on the same frozen Whisper",
+    )
+    parser.add_argument(
+        "--lips_control",
+        action="store_true",
+        help="with a recogniser as --model: also transcribe each mixture with another clip's lips ('av_other_lips')",
+    )
     parser.add_argument("--num_workers", type=int, default=None, help="processes for PESQ/STOI (default: all cores)")
     parser.add_argument(
         "--text_informed_llm",
@@ -249,6 +291,8 @@ def main(argv=None) -> int:
         args.num_beams,
         args.extractor,
         args.vur,
+        args.audio_state_cache,
+        args.lips_control,
     )
     with open(os.path.splitext(args.out)[0] + ".md") as stream:
         print(stream.read())

@@ -5,7 +5,9 @@ and per noise type on a split in noise. With an extraction model (``extractor``)
 target with the lips (``extracted``): on a split of talker mixtures, the target's words by extraction then
 recognition, against recognition of the raw mixture (``av``). With a visual-unit refinement (the second stage,
 :class:`~training.visual_unit_refinement.VisualUnitRefinement`), also the beam search's first choice (``av_beam``)
-and the N-best rescored by visual units (``av_vur``), both with the lips."""
+and the N-best rescored by visual units (``av_vur``), both with the lips. With ``lips_control``, also the mixture
+with the lips of another clip of the batch (``av_other_lips``): what the model gains from the lips themselves,
+rather than from the extra weights that read them, is the gap between ``av`` and this."""
 
 from __future__ import annotations
 
@@ -21,17 +23,27 @@ from .recognition import max_new_tokens_for
 from .report import markdown_table
 from .scoring import extract_batch, iterate_batches
 
-SYSTEMS = ("av", "audio_only", "clean", "extracted", "av_beam", "av_vur")
+SYSTEMS = ("av", "audio_only", "clean", "av_other_lips", "extracted", "av_beam", "av_vur")
 
 
-def transcribe(model, processor, audio, lips, num_beams: int = 1) -> list[str]:
+def audio_inputs(processor, audio, lips, audio_states=None) -> tuple[dict, dict]:
+    """``(processor outputs, what replaces the audio in generate)``: Whisper's ``input_features``, or with
+    ``audio_states`` (a :class:`~training.whisper_state_cache.WhisperStateCache`) the frozen encoder's cached
+    states of these clips, which are then not encoded again."""
+    inputs = processor(audio=audio, videos=lips, return_tensors="pt", audio_features=audio_states is None)
+    if audio_states is None:
+        return inputs, {"input_features": inputs["input_features"]}
+    return inputs, {"audio_states": audio_states(audio)}
+
+
+def transcribe(model, processor, audio, lips, num_beams: int = 1, audio_states=None) -> list[str]:
     """Greedy (or beam) transcripts of ``audio`` with ``lips`` (None: audio only)."""
-    inputs = processor(audio=audio, videos=lips, return_tensors="pt")
+    inputs, audio_input = audio_inputs(processor, audio, lips, audio_states)
     device = next(model.parameters()).device
     seconds = max(len(waveform) for waveform in audio) / processor.feature_extractor.sampling_rate
     with torch.inference_mode():
         ids = model.generate(
-            inputs["input_features"].to(device),
+            **{name: value.to(device) for name, value in audio_input.items()},
             attention_mask=inputs["attention_mask"].to(device),
             lip_frames=None if lips is None else inputs["lip_frames"].to(device),
             video_attention_mask=None if lips is None else inputs["video_attention_mask"].to(device),
@@ -58,22 +70,32 @@ def score_recognition(
     extractor=None,
     extractor_processor=None,
     refinement=None,
+    audio_states=None,
+    lips_control: bool = False,
 ) -> dict:
     """``{"wer": {system: rate}, "cer": {...}, "examples": n}``, plus ``by_snr`` and ``by_noise`` (WER per SNR, and
     per noise type and SNR) on a split in noise. The ``extracted`` system is scored when ``extractor`` (an extraction
-    model, with its processor) is given; ``av_beam`` and ``av_vur`` when ``refinement`` is."""
+    model, with its processor) is given; ``av_beam`` and ``av_vur`` when ``refinement`` is. ``audio_states``: a
+    :class:`~training.whisper_state_cache.WhisperStateCache` of the model, to encode each clip once. ``av_other_lips``
+    is scored with ``lips_control`` (each clip gets the lips of the next clip of its batch; batches of at least 2)."""
+    if lips_control and batch_size < 2:
+        raise ValueError("the lips control gives each clip the lips of another clip of its batch: use batch_size >= 2")
     transcripts, references, conditions = defaultdict(list), [], []
     for rows in iterate_batches(dataset, batch_size):
         mixtures = [np.asarray(wave, dtype=np.float32) for wave in rows["mixture"]]
         lips = list(rows["lips"])
-        transcripts["av"] += transcribe(model, processor, mixtures, lips, num_beams)
-        transcripts["audio_only"] += transcribe(model, processor, mixtures, None, num_beams)
-        transcripts["clean"] += transcribe(model, processor, list(rows["target"]), lips, num_beams)
+        targets = [np.asarray(wave, dtype=np.float32) for wave in rows["target"]]
+        transcripts["av"] += transcribe(model, processor, mixtures, lips, num_beams, audio_states)
+        transcripts["audio_only"] += transcribe(model, processor, mixtures, None, num_beams, audio_states)
+        transcripts["clean"] += transcribe(model, processor, targets, lips, num_beams, audio_states)
+        if lips_control:
+            other_lips = lips[1:] + lips[:1] if len(lips) > 1 else lips  # a lone last clip keeps its own
+            transcripts["av_other_lips"] += transcribe(model, processor, mixtures, other_lips, num_beams, audio_states)
         if extractor is not None:
             estimates = extracted_speech(extractor, extractor_processor, rows, mixtures)
-            transcripts["extracted"] += transcribe(model, processor, estimates, lips, num_beams)
+            transcripts["extracted"] += transcribe(model, processor, estimates, lips, num_beams, audio_states)
         if refinement is not None:
-            rescored, beam_first = refinement(model, processor, mixtures, lips)
+            rescored, beam_first = refinement(model, processor, mixtures, lips, audio_states)
             transcripts["av_vur"] += rescored
             transcripts["av_beam"] += beam_first
         references += [str(text) for text in rows["transcript"]]
