@@ -116,7 +116,7 @@ clean:
 benchmark-recognition: data-noisy
 	@if [ -f $(DATA)/dataset_dict.json ]; then echo "corpus already at $(DATA)"; \
 	else $(BIN)/elegance-data generate --preset default --splits $(TALKER_SPLITS) --out $(DATA); fi
-	cd benchmarks && ../$(BIN)/python bench_recognition.py --out ../docs/results-recognition.md
+	cd benchmarks && ../$(BIN)/python bench_recognition.py --out ../docs/results.md
 
 # CMKT in its own setting: audio-only enhancement in noise, unguided against CMKT, 3 seeds, and the shift sweep
 benchmark-noisy: data-noisy

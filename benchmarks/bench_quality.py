@@ -37,7 +37,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench_report import machine_line, write_text_atomically
+from bench_report import machine_line, replace_section, write_text_atomically
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUIDANCE = ["none", "intermediate", "input", "output"]
@@ -340,8 +340,8 @@ def main(argv=None) -> int:
         with ThreadPoolExecutor(max_workers=args.jobs) as lanes:
             results = [r for r in lanes.map(lambda item: train_or_report_failure(args, *item, pslm), plan) if r]
     text = report(results, args, time.time() - started)
-    if args.out:
-        write_text_atomically(args.out, text)
+    if args.out:  # its own part of the file; the recognition benchmark owns another
+        replace_section(args.out, text.splitlines()[0], text, level=1)
     print(text)
     return 0
 

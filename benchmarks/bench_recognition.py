@@ -1,7 +1,7 @@
 """The recognition benchmark (`make benchmark-recognition`): AVUR-LLM's ablation on speech in noise, the fine-tuned
-audio-only baseline against SMA, + AMF and + VUR, written to docs/results-recognition.md.
+audio-only baseline against SMA, + AMF and + VUR, written to its part of docs/results.md.
 
-    python benchmarks/bench_recognition.py --out docs/results-recognition.md [--max_steps 300] [--seeds 0,1,2]
+    python benchmarks/bench_recognition.py --out docs/results.md [--max_steps 300] [--seeds 0,1,2]
         [--jobs 2] [--vur_seeds 0] [--chain_seed 0] [--report_only]
 
 Every stage-1 run trains `elegance-train-avsr` on `train_noisy` of the noisy corpus (`make data-noisy`) for the same
@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench_quality import ROOT, mean_std, run
-from bench_report import machine_line, write_text_atomically
+from bench_report import machine_line, replace_section
 
 KINDS = {
     "audio": ["--audio_only"],
@@ -220,7 +220,7 @@ def report(args) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results-recognition.md"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results.md"))
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "default-noisy"))
     parser.add_argument("--talker_data", default=os.path.join(ROOT, "data", "default"))
     parser.add_argument("--workdir", default=os.path.join(ROOT, "outputs", "avsr", "ablation"))
@@ -249,7 +249,8 @@ def main(argv=None) -> int:
             later = [pool.submit(stage_two, args, int(seed)) for seed in args.vur_seeds.split(",") if seed]
             later.append(pool.submit(chain, args, args.chain_seed))
             [future.result() for future in later]
-    write_text_atomically(args.out, report(args))
+    text = report(args)
+    replace_section(args.out, text.splitlines()[0], text, level=1)  # its own part of docs/results.md
     print(f"{args.out} written ({time.time() - started:.0f} s)")
     return 0
 

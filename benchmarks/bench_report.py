@@ -10,15 +10,16 @@ import threading
 import time
 
 
-def replace_section(path: str, title: str, body: str) -> None:
-    """Replaces the section that starts with ``title`` (a ``## `` heading) by ``body``, or appends it; atomic."""
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+def replace_section(path: str, title: str, body: str, level: int = 2) -> None:
+    """Replaces the section that starts with ``title`` (a heading of ``level``: 2 for ``## ``) by ``body``, up to the
+    next heading of that level, or appends it; atomic."""
+    text = open(path).read() if os.path.exists(path) else ("# Benchmarks\n" if level > 1 else "")
     if title in text:
         start = text.index(title)
-        following = text.find("\n## ", start + len(title))
+        following = text.find("\n" + "#" * level + " ", start + len(title))
         text = text[:start] + body + (text[following:] if following != -1 else "")
     else:
-        text = text.rstrip("\n") + "\n\n" + body
+        text = text.rstrip("\n") + "\n\n" + body if text.strip() else body
     write_text_atomically(path, text)
 
 

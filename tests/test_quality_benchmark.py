@@ -45,3 +45,16 @@ def test_quality_benchmark_runs_reports_and_resumes(tiny_corpus_path, tmp_path):
     )
     assert second.stdout.count("done before, kept") == 8 and "done before" not in first.stdout
     assert open(tmp_path / "results.md").read().split("\n", 3)[3] == report.split("\n", 3)[3]  # same table
+
+
+def test_each_benchmark_rewrites_only_its_own_part_of_results_md(tmp_path):
+    """docs/results.md holds the guidance benchmark's part and the recognition benchmark's; each run replaces its own
+    top-level section, its subsections included, and keeps the other's."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from bench_report import replace_section
+
+    path = str(tmp_path / "results.md")
+    replace_section(path, "# Guidance", "# Guidance\n\nold table\n\n## Reading\n\nold reading\n", level=1)
+    replace_section(path, "# Recognition", "# Recognition\n\nWER table\n", level=1)
+    replace_section(path, "# Guidance", "# Guidance\n\nnew table\n", level=1)
+    assert open(path).read() == "# Guidance\n\nnew table\n\n# Recognition\n\nWER table\n"
