@@ -572,7 +572,10 @@ def test_elegance_train_vur_fits_units_makes_nbest_lists_and_trains_the_rescorer
     out = str(tmp_path / "vur-run")
     flags = ["--recognizer", folder, "--data", tiny_corpus_path, "--llm", llm, "--output_dir", out]
     flags += ["--num_units", "8", "--nbest", "2", "--max_examples", "4", "--save_steps", "1", "--disable_tqdm", "true"]
+    flags += ["--cache_dir", str(tmp_path / "cache")]
     assert main([*flags, "--max_steps", "1", "--per_device_train_batch_size", "2"]) == 0
+    (states,) = (tmp_path / "cache").glob("whisper-states-*")  # the N-best lists came from the encoder states
+    assert len(list(states.glob("*.safetensors"))) == 4
     saved = load_file(os.path.join(out, "checkpoint-1", "model.safetensors"))
     assert any("lora_" in name for name in saved) and not any("q_proj.base_layer" in name for name in saved)
     assert (

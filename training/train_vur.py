@@ -42,7 +42,9 @@ from .guided_model import GuidedOutput
 from .staged_folder import resolve_resume, staged_folder
 from .train_avsr import recognition_speech
 from .trainer import GuidanceTrainer
+from .transcript_embedding_cache import default_cache_dir
 from .visual_unit_refinement import VUR_CONFIG, mid_layer_features
+from .whisper_state_cache import WhisperStateCache
 
 
 @dataclass
@@ -58,6 +60,15 @@ class VurArguments:
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank on the LM's linear layers"})
     first_pass_weight: float = field(default=1.0, metadata={"help": "weight of the first-pass score when reranking"})
     max_examples: int | None = field(default=None, metadata={"help": "use only the first N examples of each split"})
+    cache_audio_states: bool = field(
+        default=True,
+        metadata={
+            "help": "make the N-best lists from the frozen Whisper's cached encoder states (whisper_state_cache)"
+        },
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "where the cached states are (default: package cache)"}
+    )
 
 
 class RescoringRun(nn.Module):
@@ -101,17 +112,25 @@ def lip_features(recognizer, processor, dataset, batch_size: int = 16) -> list[n
     return features
 
 
-def nbest_examples(recognizer, processor, dataset, nbest: int, units: list[list[int]], batch_size: int = 4):
+def nbest_examples(
+    recognizer, processor, dataset, nbest: int, units: list[list[int]], batch_size: int = 4, audio_states=None
+):
     """Each example's N-best transcripts (beam search), their WERs and its unit sequence (``units``, one per
-    example)."""
+    example). ``audio_states``: a :class:`~training.whisper_state_cache.WhisperStateCache` of the recogniser (the
+    frozen encoder's states of clips seen in stage-1 training are then not computed again)."""
+    from .evaluation.recognition_scoring import audio_inputs
+
     examples = []
     for start in range(0, len(dataset), batch_size):
         rows = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
         speech = [recognition_speech(row) for row in rows]
-        inputs = processor(audio=speech, videos=[row["lips"] for row in rows], return_tensors="pt")
+        inputs, audio_input = audio_inputs(processor, speech, [row["lips"] for row in rows], audio_states)
         with torch.inference_mode():
             ids = recognizer.generate(
-                **{name: inputs[name] for name in processor.model_input_names},
+                **audio_input,
+                attention_mask=inputs["attention_mask"],
+                lip_frames=inputs["lip_frames"],
+                video_attention_mask=inputs["video_attention_mask"],
                 num_beams=nbest,
                 num_return_sequences=nbest,
                 max_new_tokens=max_new_tokens_for(max(len(s) for s in speech) / 16000),
@@ -146,7 +165,10 @@ def train_rescorer(args: VurArguments, training_args: TrainingArguments, log=pri
     quantizer = VisualUnitQuantizer.fit(clip_features, args.num_units, seed=training_args.seed)
     log(f"visual units: k-means with K={args.num_units} on {sum(len(f) for f in clip_features)} frames")
     units = [quantizer(torch.from_numpy(features)[None])[0].tolist() for features in clip_features]
-    examples = nbest_examples(recognizer, processor, dataset, args.nbest, units)
+    audio_states = None
+    if args.cache_audio_states:  # the states stage-1 training cached (float16), shared by every run on this Whisper
+        audio_states = WhisperStateCache(recognizer, processor.feature_extractor, args.cache_dir or default_cache_dir())
+    examples = nbest_examples(recognizer, processor, dataset, args.nbest, units, audio_states=audio_states)
     language_model, tokenizer, new = load_causal_language_model(args.llm)
     # LoRA and the embeddings train, and in full what the checkpoint lacked (the MiniLM has no LM head)
     rescorer = VisualUnitRescorer(language_model, tokenizer, args.num_units, args.lora_rank, keep_trainable=new)
