@@ -397,7 +397,7 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
     out = str(tmp_path / "run")
     flags = ["--data", tiny_corpus_path, "--whisper", random_whisper, "--output_dir", out, "--disable_tqdm", "true"]
     flags += ["--per_device_train_batch_size", "2", "--save_steps", "1", "--logging_steps", "1", "--eval_split", "none"]
-    flags += ["--cache_dir", str(tmp_path / "cache")]
+    flags += ["--cache_dir", str(tmp_path / "cache"), "--visual_lr_scale", "10"]
     assert main([*flags, "--max_steps", "1"]) == 0
     (states,) = (tmp_path / "cache").glob("whisper-states-*")  # the frozen encoder's states of the clips seen
     # at least the step's 2 clips (the Trainer's data loader may have drawn the next batch already)
@@ -447,6 +447,27 @@ def test_the_audio_only_baseline_trains_whispers_decoder_lora_alone(random_whisp
     with pytest.raises(ValueError, match=r"^--audio_only trains Whisper's decoder LoRA and nothing else: give it"):
         AvsrArguments(data=tiny_corpus_path, audio_only=True)
     assert RecognitionCollator(None, lips=False).lips is False
+
+
+def test_the_visual_path_can_learn_faster_than_whispers_lora(random_whisper, tiny_corpus_path):
+    from transformers import TrainingArguments
+
+    from training.train_avsr import AvsrArguments, RecognitionRun, visual_path_optimizer
+    from training.whisper_lora import add_decoder_lora
+
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM)
+    for parameter in model.whisper.parameters():
+        parameter.requires_grad_(False)
+    add_decoder_lora(model.whisper, rank=2)
+    run = RecognitionRun(model)
+    training_args = TrainingArguments(output_dir="unused", learning_rate=1e-3, report_to="none")
+    assert visual_path_optimizer(run, training_args, 1.0) is None  # the Trainer's own optimizer
+    visual, lora = visual_path_optimizer(run, training_args, 10.0).param_groups
+    assert visual["lr"] == pytest.approx(1e-2) and lora["lr"] == pytest.approx(1e-3)
+    assert any(p is model.fusion.gate for p in visual["params"])
+    assert len(lora["params"]) == sum(1 for name, _ in model.whisper.named_parameters() if "lora_" in name)
+    with pytest.raises(ValueError, match=r"^--visual_lr_scale must be positive, got 0.0$"):
+        AvsrArguments(data=tiny_corpus_path, visual_lr_scale=0.0)
 
 
 def test_the_recognition_card_carries_the_evaluation(random_whisper):

@@ -61,6 +61,13 @@ class AvsrArguments:
         metadata={"help": "'reliability' (AMF) or 'none' (the ablation: the visual stream through a plain gate)"},
     )
     whisper_lora_rank: int = field(default=0, metadata={"help": "LoRA rank on Whisper's decoder (0: frozen)"})
+    visual_lr_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "learning rate of the visual path (projection, alignment, fusion) as a multiple of --learning_rate "
+            "(the fusion gate starts closed, and opens only as fast as its learning rate lets it)"
+        },
+    )
     audio_only: bool = field(
         default=False,
         metadata={"help": "train Whisper's decoder LoRA alone, without lips (the fine-tuned audio-only baseline)"},
@@ -78,6 +85,8 @@ class AvsrArguments:
     def __post_init__(self):
         if self.eval_split in ("", "none"):
             self.eval_split = None
+        if self.visual_lr_scale <= 0:
+            raise ValueError(f"--visual_lr_scale must be positive, got {self.visual_lr_scale}")
         if self.audio_only and self.whisper_lora_rank < 1:
             raise ValueError(
                 "--audio_only trains Whisper's decoder LoRA and nothing else: give it --whisper_lora_rank (e.g. 8)"
@@ -183,6 +192,24 @@ def recognition_columns(split):
     return split.select_columns(["mixture", "target", "lips", "transcript", "noise_type"])
 
 
+def visual_path_optimizer(run: RecognitionRun, training_args: TrainingArguments, scale: float):
+    """AdamW (the Trainer's settings) with the visual path's parameters at ``scale`` times the learning rate, or None
+    (the Trainer's own optimizer) at scale 1. Whisper's LoRA keeps the base rate."""
+    if scale == 1.0:
+        return None
+    trainable = [(name, p) for name, p in run.named_parameters() if p.requires_grad]
+    visual = [p for name, p in trainable if not name.startswith(("model.whisper.", "model.lip_encoder."))]
+    rest = [p for name, p in trainable if name.startswith(("model.whisper.", "model.lip_encoder."))]
+    groups = [{"params": visual, "lr": training_args.learning_rate * scale}, {"params": rest}]
+    return torch.optim.AdamW(
+        [group for group in groups if group["params"]],
+        lr=training_args.learning_rate,
+        betas=(training_args.adam_beta1, training_args.adam_beta2),
+        eps=training_args.adam_epsilon,
+        weight_decay=training_args.weight_decay,
+    )
+
+
 def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=print) -> str:
     """Train; returns the folder of the trained model and processor."""
     run, processor, train, evaluation = build_recognition_run(args)
@@ -191,6 +218,7 @@ def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=
         audio_states = WhisperStateCache(run.model, processor.feature_extractor, args.cache_dir or default_cache_dir())
         log(f"Whisper encoder states cached in {audio_states.folder}")
     trainer = GuidanceTrainer(
+        optimizers=(visual_path_optimizer(run, training_args, args.visual_lr_scale), None),
         model=run,
         args=training_args,
         train_dataset=train,
