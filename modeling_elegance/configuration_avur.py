@@ -23,6 +23,9 @@ class AvurConfig(PretrainedConfig):
         fusion_modulation: ``"reliability"`` (AMF: the visual injection scales with the token's acoustic
             unreliability) or ``"none"`` (the ablation "SMA only": the aligned visual stream enters the decoder by
             the same gated cross-attention, its gate alone deciding how much).
+        fusion_read: how a decoder token reads the aligned visual stream: ``"attention"`` (a learned cross-attention
+            from the decoder state) or ``"aligned"`` (the acoustic probe's attention over the audio frames pools the
+            visual stream at the same instants: the token reads the lips where it listens).
         lip_input: ``"embeddings"`` (the model takes `visual_embeds`) or ``"frames"`` (it owns a lip encoder, the
             one of a lip-reading model, and takes mouth ROI clips as `lip_frames`; `visual_dim` is then its
             `lip_embedding_dim`).
@@ -52,6 +55,7 @@ class AvurConfig(PretrainedConfig):
         sma_ffn_dim: int | None = None,
         modality_dropout: float = 0.0,
         fusion_modulation: str = "reliability",
+        fusion_read: str = "attention",
         lip_input: str = "embeddings",
         lip_frontend_width: int = 8,
         lip_embedding_dim: int = 128,
@@ -77,6 +81,9 @@ class AvurConfig(PretrainedConfig):
         if fusion_modulation not in ("reliability", "none"):
             raise ValueError(f"fusion_modulation must be 'reliability' (AMF) or 'none', got {fusion_modulation!r}")
         self.fusion_modulation = fusion_modulation
+        if fusion_read not in ("attention", "aligned"):
+            raise ValueError(f"fusion_read must be 'attention' or 'aligned', got {fusion_read!r}")
+        self.fusion_read = fusion_read
         if lip_input not in ("embeddings", "frames"):
             raise ValueError(f"lip_input must be 'embeddings' or 'frames', got {lip_input!r}")
         self.lip_input = lip_input

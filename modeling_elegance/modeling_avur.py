@@ -64,21 +64,36 @@ class SparseAlignmentBlock(nn.Module):
 
 
 class AdaptiveModulatedFusion(nn.Module):
-    r"""``hidden (batch, tokens, d)`` -> fused ``(batch, tokens, d)`` and reliability ``(batch, tokens)``."""
+    r"""``hidden (batch, tokens, d)`` -> fused ``(batch, tokens, d)`` and reliability ``(batch, tokens)``.
 
-    def __init__(self, width: int, num_heads: int, probe_heads: int, modulated: bool = True):
+    How a token reads the aligned visual stream (``aligned_read``):
+    - False: a learned cross-attention from the decoder state to the visual stream (it must learn where in time
+      each token is);
+    - True: the acoustic probe's own attention over the audio frames (averaged over its heads) pools the visual
+      stream at the same instants, each 50-per-second audio frame taking the 25-fps video frame of its time, then
+      a linear map: the token reads the lips where it listens.
+    """
+
+    def __init__(
+        self, width: int, num_heads: int, probe_heads: int, modulated: bool = True, aligned_read: bool = False
+    ):
         super().__init__()
         self.modulated = modulated  # False: the ablation without AMF, the gate alone scales the visual read
+        self.aligned_read = aligned_read
         self.num_heads = probe_heads  # the probe's heads are those of Whisper's cross-attention it starts from
         self.probe_query = nn.Linear(width, width)
         self.probe_key = nn.Linear(width, width, bias=False)
         self.visual_norm = nn.LayerNorm(width)
-        self.visual_read = nn.MultiheadAttention(width, num_heads, batch_first=True)
+        if aligned_read:
+            self.visual_value = nn.Linear(width, width)
+        else:
+            self.visual_read = nn.MultiheadAttention(width, num_heads, batch_first=True)
         self.gate = nn.Parameter(torch.zeros(width))  # tanh(0) = 0: closed at the start
 
-    def acoustic_reliability(self, hidden, audio, audio_mask=None) -> torch.Tensor:
-        """1 - (entropy of the probe's attention over the audio frames) / log(frames), averaged over heads; only the
-        frames of ``audio_mask`` ``(batch, frames)`` (the clip, not the rest of Whisper's window) count."""
+    def probe_attention(self, hidden, audio, audio_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe's attention ``(batch, heads, tokens, frames)`` over the audio frames (only those of
+        ``audio_mask`` ``(batch, frames)``, the clip, when given) and its entropy ``(batch, tokens)``, normalised by
+        its maximum and averaged over heads."""
         batch, tokens, width = hidden.shape
         head_dim = width // self.num_heads
         query = self.probe_query(hidden).view(batch, tokens, self.num_heads, head_dim).transpose(1, 2)
@@ -91,20 +106,35 @@ class AdaptiveModulatedFusion(nn.Module):
         log_weights = logits.log_softmax(-1)
         weights = log_weights.exp()
         entropy = -(weights * log_weights.masked_fill(weights == 0, 0.0)).sum(-1).mean(1)  # (batch, tokens)
-        return 1.0 - entropy / torch.log(frames.clamp_min(2.0))[:, None]
+        return weights, entropy / torch.log(frames.clamp_min(2.0))[:, None]
+
+    def acoustic_reliability(self, hidden, audio, audio_mask=None) -> torch.Tensor:
+        """1 - the probe's normalised attention entropy (:meth:`probe_attention`), ``(batch, tokens)``."""
+        return 1.0 - self.probe_attention(hidden, audio, audio_mask)[1]
+
+    @staticmethod
+    def visual_at_audio_frames(visual: torch.Tensor, audio_frames: int) -> torch.Tensor:
+        """``(batch, video frames, d)`` at 25 fps -> ``(batch, audio_frames, d)`` at Whisper's 50 per second: each
+        audio frame takes the video frame of its instant, zeros after the video's end."""
+        index = torch.arange(audio_frames, device=visual.device) // 2
+        inside = index < visual.shape[1]
+        return visual[:, index.clamp_max(visual.shape[1] - 1)] * inside[None, :, None].to(visual.dtype)
 
     def forward(self, hidden, audio, visual, visual_keep=None, audio_mask=None, probe_input=None):
         """``probe_input`` ``(batch, tokens, d)``: what the acoustic probe reads (the input of Whisper's last
         cross-attention); ``hidden`` when None."""
-        reliability = self.acoustic_reliability(hidden if probe_input is None else probe_input, audio, audio_mask)
+        weights, unreliability = self.probe_attention(hidden if probe_input is None else probe_input, audio, audio_mask)
         memory = self.visual_norm(visual)
-        read, _ = self.visual_read(hidden, memory, memory, need_weights=False)
+        if self.aligned_read:
+            read = self.visual_value(weights.mean(1) @ self.visual_at_audio_frames(memory, audio.shape[1]))
+        else:
+            read, _ = self.visual_read(hidden, memory, memory, need_weights=False)
         injection = torch.tanh(self.gate) * read
         if self.modulated:
-            injection = injection * (1.0 - reliability)[..., None]
+            injection = injection * unreliability[..., None]
         if visual_keep is not None:  # modality dropout: these examples hear only the audio
             injection = injection * visual_keep[:, None, None].to(injection.dtype)
-        return hidden + injection, reliability
+        return hidden + injection, 1.0 - unreliability
 
 
 def _expand_to(tensor: torch.Tensor | None, batch: int) -> torch.Tensor | None:
@@ -140,6 +170,7 @@ class AvurForConditionalGeneration(PreTrainedModel):
             config.sma_num_heads,
             whisper_config.decoder_attention_heads,
             modulated=config.fusion_modulation == "reliability",
+            aligned_read=config.fusion_read == "aligned",
         )
         self._visual_state: dict | None = None
         encoder_layers = self.whisper.model.encoder.layers

@@ -119,6 +119,42 @@ def test_without_modulation_the_gate_alone_scales_the_visual_read():
         AvurConfig(fusion_modulation="gate")
 
 
+def test_the_aligned_read_takes_the_lips_where_the_probe_listens():
+    """fusion_read="aligned": a token's visual read is the probe's attention over the audio frames (mean over heads)
+    applied to the visual stream at those instants (audio frame j <- video frame j // 2), then a linear map."""
+    torch.manual_seed(0)
+    fusion = AdaptiveModulatedFusion(16, 4, 4, aligned_read=True)
+    with torch.no_grad():
+        fusion.gate.fill_(1.0)
+    hidden, audio, visual = torch.randn(2, 5, 16), torch.randn(2, 30, 16), torch.randn(2, 12, 16)
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[1, 20:] = False
+    with torch.no_grad():
+        fused, reliability = fusion(hidden, audio, visual, audio_mask=mask)
+        weights, unreliability = fusion.probe_attention(hidden, audio, mask)
+        memory = fusion.visual_norm(visual)
+        at_audio = torch.stack([memory[:, j // 2] if j // 2 < 12 else torch.zeros(2, 16) for j in range(30)], dim=1)
+        expected = hidden + torch.tanh(fusion.gate) * unreliability[..., None] * fusion.visual_value(
+            weights.mean(1) @ at_audio
+        )
+    torch.testing.assert_close(fused, expected)
+    torch.testing.assert_close(reliability, 1 - unreliability)
+    assert weights[1, :, :, 20:].abs().max() == 0  # frames outside the clip are never read
+    with pytest.raises(ValueError, match=r"^fusion_read must be 'attention' or 'aligned', got 'x'$"):
+        AvurConfig(fusion_read="x")
+
+
+def test_an_aligned_read_model_starts_as_whisper(random_whisper, whisper):
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM, fusion_read="aligned")
+    features, visual = inputs()
+    with torch.no_grad():
+        ours = model.eval()(features, visual, decoder_input_ids=decoder_ids(whisper)).logits
+        theirs = whisper(input_features=features, decoder_input_ids=decoder_ids(whisper)).logits
+        assert torch.equal(ours, theirs)
+        open_gate(model)
+        assert not torch.allclose(model(features, visual, decoder_input_ids=decoder_ids(whisper)).logits, theirs)
+
+
 def test_decoder_lora_leaves_the_encoder_alone_and_merges_into_plain_whisper(random_whisper, whisper):
     from peft.tuners.tuners_utils import BaseTunerLayer
 

@@ -60,6 +60,12 @@ class AvsrArguments:
         default="reliability",
         metadata={"help": "'reliability' (AMF) or 'none' (the ablation: the visual stream through a plain gate)"},
     )
+    fusion_read: str = field(
+        default="attention",
+        metadata={
+            "help": "'attention' (a learned cross-attention to the lips) or 'aligned' (the lips where the probe listens)"
+        },
+    )
     whisper_lora_rank: int = field(default=0, metadata={"help": "LoRA rank on Whisper's decoder (0: frozen)"})
     visual_lr_scale: float = field(
         default=1.0,
@@ -169,6 +175,7 @@ def build_recognition_run(args: AvsrArguments):
         sma_layers=sma_layers,
         modality_dropout=args.modality_dropout,
         fusion_modulation=args.fusion_modulation,
+        fusion_read=args.fusion_read,
     )
     # the audio-only baseline trains nothing visual: its fusion gate stays closed, so its visual path is a no-op
     for parameter in (
