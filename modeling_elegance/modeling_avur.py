@@ -91,11 +91,20 @@ class AdaptiveModulatedFusion(nn.Module):
         self.gate = nn.Parameter(torch.zeros(width))  # tanh(0) = 0: closed at the start
 
     def probe_attention(self, hidden, audio, audio_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The probe's attention ``(batch, heads, tokens, frames)`` over the audio frames (only those of
-        ``audio_mask`` ``(batch, frames)``, the clip, when given) and its entropy ``(batch, tokens)``, normalised by
-        its maximum and averaged over heads."""
+        """The probe's attention ``(batch, heads, tokens, frames)`` over the audio frames and its entropy
+        ``(batch, tokens)``, normalised by its maximum and averaged over heads. With ``audio_mask`` ``(batch, frames)``
+        (each clip's frames first, as Whisper pads), only the clip's frames count, and ``frames`` stops at the longest
+        clip: Whisper's 30-s window is mostly padding for short clips, and the probe projects it at every decoding
+        step (measured, offline tiny.en with SMA and AMF, 4 clips of 3 s, beam 5, one thread on a loaded machine: 161
+        s of decoding with the whole window, 124 s with the clips' frames; most of the rest is Whisper's own
+        cross-attention over its 1,500 frames and the beam search's reordering of that cache)."""
         batch, tokens, width = hidden.shape
         head_dim = width // self.num_heads
+        if audio_mask is not None:  # frames past every clip's end get no weight: skip projecting them at all
+            audio, audio_mask = (
+                audio[:, : int(audio_mask.sum(-1).max())],
+                audio_mask[:, : int(audio_mask.sum(-1).max())],
+            )
         query = self.probe_query(hidden).view(batch, tokens, self.num_heads, head_dim).transpose(1, 2)
         key = self.probe_key(audio).view(batch, audio.shape[1], self.num_heads, head_dim).transpose(1, 2)
         logits = query @ key.transpose(-1, -2) / math.sqrt(head_dim)  # (batch, heads, tokens, frames)
@@ -126,7 +135,7 @@ class AdaptiveModulatedFusion(nn.Module):
         weights, unreliability = self.probe_attention(hidden if probe_input is None else probe_input, audio, audio_mask)
         memory = self.visual_norm(visual)
         if self.aligned_read:
-            read = self.visual_value(weights.mean(1) @ self.visual_at_audio_frames(memory, audio.shape[1]))
+            read = self.visual_value(weights.mean(1) @ self.visual_at_audio_frames(memory, weights.shape[-1]))
         else:
             read, _ = self.visual_read(hidden, memory, memory, need_weights=False)
         injection = torch.tanh(self.gate) * read

@@ -140,6 +140,11 @@ def test_the_aligned_read_takes_the_lips_where_the_probe_listens():
     torch.testing.assert_close(fused, expected)
     torch.testing.assert_close(reliability, 1 - unreliability)
     assert weights[1, :, :, 20:].abs().max() == 0  # frames outside the clip are never read
+    # nor projected: frames past every clip's end change nothing, whatever they hold
+    longer = torch.cat([audio, torch.randn(2, 10, 16)], dim=1)
+    longer_mask = torch.cat([mask, torch.zeros(2, 10, dtype=torch.bool)], dim=1)
+    with torch.no_grad():
+        assert torch.equal(fusion(hidden, longer, visual, audio_mask=longer_mask)[0], fused)
     with pytest.raises(ValueError, match=r"^fusion_read must be 'attention' or 'aligned', got 'x'$"):
         AvurConfig(fusion_read="x")
 
