@@ -54,76 +54,66 @@ def paths(args, name: str) -> tuple[str, str, str]:
     )
 
 
-def stage_one(args, kind: str, seed: int) -> str | None:
-    """Train and score one stage-1 run; returns its evaluation JSON (None if it failed)."""
+def run_missing(name: str, log: str, steps: list[tuple[str, str, list[str]]]) -> bool:
+    """Runs each ``(output, module, flags)`` whose ``output`` is not there yet (``python -m module *flags``); a
+    failure is reported and left out (it resumes on the next invocation): False."""
+    try:
+        for output, module, flags in steps:
+            if not os.path.exists(output):
+                run([sys.executable, "-m", module, *flags], log)
+    except Exception as error:
+        print(f"{name}: FAILED ({error}); see {log}", flush=True)
+        return False
+    return True
+
+
+def stage_one(args, kind: str, seed: int) -> bool:
+    """Train and score one stage-1 run."""
     name = run_name(kind, seed)
     folder, evaluation, log = paths(args, name)
-    try:
-        if not os.path.isfile(os.path.join(folder, "avsr", "model.safetensors")):
-            flags = ["--data", args.data, "--train_splits", "train_noisy", "--eval_split", "none"]
-            flags += ["--output_dir", folder, "--max_steps", str(args.max_steps), "--save_steps", "50"]
-            flags += ["--save_total_limit", "1", "--logging_steps", "25", "--disable_tqdm", "true"]
-            flags += ["--resume_from_checkpoint", "last", "--seed", str(seed), "--whisper_lora_rank", LORA_RANK]
-            run([sys.executable, "-m", "training.train_avsr", *flags, *KINDS[kind]], log)
-        if not os.path.isfile(evaluation):
-            flags = ["--model", os.path.join(folder, "avsr"), "--data", args.data, "--splits", "test_noisy"]
-            flags += ["--audio_state_cache", args.state_cache, "--lips_control"]
-            run([sys.executable, "-m", "training.evaluation.cli", *flags, "--out", evaluation], log)
-    except Exception as error:  # reported and left out; it resumes on the next invocation
-        print(f"{name}: FAILED ({error}); see {log}", flush=True)
-        return None
-    return evaluation
+    train = ["--data", args.data, "--train_splits", "train_noisy", "--eval_split", "none"]
+    train += ["--output_dir", folder, "--max_steps", str(args.max_steps), "--save_steps", "50"]
+    train += ["--save_total_limit", "1", "--logging_steps", "25", "--disable_tqdm", "true"]
+    train += ["--resume_from_checkpoint", "last", "--seed", str(seed), "--whisper_lora_rank", LORA_RANK]
+    score = ["--model", os.path.join(folder, "avsr"), "--data", args.data, "--splits", "test_noisy"]
+    score += ["--audio_state_cache", args.state_cache, "--lips_control", "--out", evaluation]
+    steps = [
+        (os.path.join(folder, "avsr", "model.safetensors"), "training.train_avsr", train + KINDS[kind]),
+        (evaluation, "training.evaluation.cli", score),
+    ]
+    return run_missing(name, log, steps)
 
 
-def stage_two(args, seed: int) -> str | None:
+def stage_two(args, seed: int) -> bool:
     """VUR on the ``amf`` run of ``seed``: train the rescorer, score the N-best rescored."""
     name = f"vur-s{seed}"
     folder, evaluation, log = paths(args, name)
     recognizer = os.path.join(paths(args, run_name("amf", seed))[0], "avsr")
-    try:
-        if not os.path.isfile(os.path.join(folder, "vur", "vur_config.json")):
-            flags = ["--recognizer", recognizer, "--data", args.data, "--output_dir", folder, "--seed", str(seed)]
-            flags += ["--max_examples", str(args.vur_examples), "--disable_tqdm", "true"]
-            flags += ["--max_steps", str(args.vur_steps), "--resume_from_checkpoint", "last"]
-            run([sys.executable, "-m", "training.train_vur", *flags], log)
-        if not os.path.isfile(evaluation):
-            flags = ["--model", recognizer, "--vur", os.path.join(folder, "vur"), "--data", args.data]
-            flags += ["--audio_state_cache", args.state_cache]
-            run(
-                [
-                    sys.executable,
-                    "-m",
-                    "training.evaluation.cli",
-                    *flags,
-                    "--splits",
-                    "test_noisy",
-                    "--out",
-                    evaluation,
-                ],
-                log,
-            )
-    except Exception as error:
-        print(f"{name}: FAILED ({error}); see {log}", flush=True)
-        return None
-    return evaluation
+    train = ["--recognizer", recognizer, "--data", args.data, "--output_dir", folder, "--seed", str(seed)]
+    train += ["--max_examples", str(args.vur_examples), "--disable_tqdm", "true"]
+    train += ["--max_steps", str(args.vur_steps), "--resume_from_checkpoint", "last"]
+    score = ["--model", recognizer, "--vur", os.path.join(folder, "vur"), "--data", args.data]
+    score += ["--audio_state_cache", args.state_cache, "--splits", "test_noisy", "--out", evaluation]
+    steps = [
+        (os.path.join(folder, "vur", "vur_config.json"), "training.train_vur", train),
+        (evaluation, "training.evaluation.cli", score),
+    ]
+    return run_missing(name, log, steps)
 
 
-def chain(args, seed: int) -> str | None:
+def chain(args, seed: int) -> bool:
     """The ``amf`` recogniser of ``seed`` on two-talker mixtures, with and without extraction first."""
     name = f"chain-s{seed}"
-    _, evaluation, log = paths(args, name)
-    evaluation = evaluation.replace("-test_noisy.json", "-test.json")
+    _, _, log = paths(args, name)
     recognizer = os.path.join(paths(args, run_name("amf", seed))[0], "avsr")
-    try:
-        if not os.path.isfile(evaluation):
-            flags = ["--model", recognizer, "--extractor", args.extractor, "--data", args.talker_data]
-            flags += ["--splits", "test", "--max_examples", str(args.chain_examples), "--out", evaluation]
-            flags += ["--audio_state_cache", args.state_cache]
-            run([sys.executable, "-m", "training.evaluation.cli", *flags], log)
-    except Exception as error:
-        print(f"{name}: FAILED ({error}); see {log}", flush=True)
-        return None
-    return evaluation
+    score = ["--model", recognizer, "--extractor", args.extractor, "--data", args.talker_data]
+    score += ["--splits", "test", "--max_examples", str(args.chain_examples), "--out", chain_path(args, seed)]
+    score += ["--audio_state_cache", args.state_cache]
+    return run_missing(name, log, [(chain_path(args, seed), "training.evaluation.cli", score)])
+
+
+def chain_path(args, seed: int) -> str:
+    return os.path.join(args.workdir, f"chain-s{seed}-test.json")
 
 
 def load(path: str | None, split: str = "test_noisy") -> dict | None:
@@ -200,7 +190,7 @@ def report(args) -> str:
             values = [s["by_snr"]["0"][system] for s in summaries if "0" in s["by_snr"]]
             if values and system != "audio_only":
                 lines.append(f"- {label}: {100 * (1 - mean_std(values)[0] / base):+.1f}%")
-    chained = load(os.path.join(args.workdir, f"chain-s{args.chain_seed}-test.json"), "test")
+    chained = load(chain_path(args, args.chain_seed), "test")
     if chained:
         wer = chained["wer"]
         lines += [

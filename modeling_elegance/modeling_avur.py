@@ -101,10 +101,8 @@ class AdaptiveModulatedFusion(nn.Module):
         batch, tokens, width = hidden.shape
         head_dim = width // self.num_heads
         if audio_mask is not None:  # frames past every clip's end get no weight: skip projecting them at all
-            audio, audio_mask = (
-                audio[:, : int(audio_mask.sum(-1).max())],
-                audio_mask[:, : int(audio_mask.sum(-1).max())],
-            )
+            longest = int(audio_mask.sum(-1).max())
+            audio, audio_mask = audio[:, :longest], audio_mask[:, :longest]
         query = self.probe_query(hidden).view(batch, tokens, self.num_heads, head_dim).transpose(1, 2)
         key = self.probe_key(audio).view(batch, audio.shape[1], self.num_heads, head_dim).transpose(1, 2)
         logits = query @ key.transpose(-1, -2) / math.sqrt(head_dim)  # (batch, heads, tokens, frames)

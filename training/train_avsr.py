@@ -38,6 +38,9 @@ from .transcript_embedding_cache import default_cache_dir
 from .whisper_lora import add_decoder_lora, merge_lora
 from .whisper_state_cache import WhisperStateCache
 
+# what the model takes pretrained (frozen, but for Whisper's LoRA); the rest of it is the new visual path
+PRETRAINED_PARTS = ("model.whisper.", "model.lip_encoder.")
+
 SHIPPED_LIP_READER = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained", "lip-reader"
 )
@@ -114,8 +117,11 @@ class RecognitionRun(nn.Module):
 
     def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
         trainable = {name for name, parameter in self.named_parameters() if parameter.requires_grad}
-        frozen = ("model.whisper.", "model.lip_encoder.")
-        return {name: t for name, t in self.state_dict().items() if not name.startswith(frozen) or name in trainable}
+        return {
+            name: t
+            for name, t in self.state_dict().items()
+            if not name.startswith(PRETRAINED_PARTS) or name in trainable
+        }
 
     def load_checkpoint_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         expected = set(self.checkpoint_state_dict())
@@ -205,9 +211,9 @@ def visual_path_optimizer(run: RecognitionRun, training_args: TrainingArguments,
     if scale == 1.0:
         return None
     trainable = [(name, p) for name, p in run.named_parameters() if p.requires_grad]
-    visual = [p for name, p in trainable if not name.startswith(("model.whisper.", "model.lip_encoder."))]
-    rest = [p for name, p in trainable if name.startswith(("model.whisper.", "model.lip_encoder."))]
-    groups = [{"params": visual, "lr": training_args.learning_rate * scale}, {"params": rest}]
+    visual = [p for name, p in trainable if not name.startswith(PRETRAINED_PARTS)]
+    pretrained = [p for name, p in trainable if name.startswith(PRETRAINED_PARTS)]  # Whisper's LoRA
+    groups = [{"params": visual, "lr": training_args.learning_rate * scale}, {"params": pretrained}]
     return torch.optim.AdamW(
         [group for group in groups if group["params"]],
         lr=training_args.learning_rate,

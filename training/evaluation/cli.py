@@ -95,9 +95,9 @@ def evaluate_recognizer(
             batch_size,
             extraction_model,
             extraction_processor,
-            refinement,
-            audio_states,
-            lips_control,
+            refinement=refinement,
+            audio_states=audio_states,
+            lips_control=lips_control,
         )
     _write_atomically(out, json.dumps(results, indent=2))
     _write_atomically(os.path.splitext(out)[0] + ".md", recognition_report(results))
@@ -130,33 +130,20 @@ def evaluate_model(
     text_informed_llm: str | None = None,
     embedding_cache_dir: str | None = None,
     num_beams: int = 1,
-    extractor: str | None = None,
-    vur: str | None = None,
-    audio_state_cache: str | None = None,
-    lips_control: bool = False,
+    recognition: dict | None = None,
 ) -> dict:
     """Evaluate and write ``out`` (JSON), the Markdown report and the impairment curve; returns the results. An
-    audio-visual recogniser (AVUR) is scored by its WER and CER instead (:func:`evaluate_recognizer`)."""
+    audio-visual recogniser (AVUR) is scored by its WER and CER instead (:func:`evaluate_recognizer`, which takes
+    ``recognition``'s options: ``extractor``, ``vur``, ``audio_state_cache``, ``lips_control``)."""
+    recognition = recognition or {}
     model, processor = load_model(model_path)
     if getattr(model.config, "model_type", None) == "avur":
         return evaluate_recognizer(
-            model,
-            processor,
-            model_path,
-            data,
-            splits,
-            out,
-            max_examples,
-            batch_size,
-            num_beams,
-            extractor,
-            vur,
-            audio_state_cache,
-            lips_control,
+            model, processor, model_path, data, splits, out, max_examples, batch_size, num_beams, **recognition
         )
-    if extractor is not None or vur is not None:
-        flag = "--extractor" if extractor is not None else "--vur"
-        raise ValueError(f"{flag} feeds a recogniser; --model is an extraction model (pass an AVUR model's folder)")
+    fed = [flag for flag in ("extractor", "vur") if recognition.get(flag) is not None]
+    if fed:
+        raise ValueError(f"--{fed[0]} feeds a recogniser; --model is an extraction model (pass an AVUR model's folder)")
     audio_only, audio_only_processor = load_model(audio_only_model) if audio_only_model else (None, None)
     if audio_only is not None and audio_only.config.lip_input is not None:
         raise ValueError(f"--audio_only_model {audio_only_model} takes lips; pass an audio-only (...-se-...) model")
@@ -289,10 +276,12 @@ def main(argv=None) -> int:
         args.text_informed_llm,
         args.embedding_cache_dir,
         args.num_beams,
-        args.extractor,
-        args.vur,
-        args.audio_state_cache,
-        args.lips_control,
+        {
+            "extractor": args.extractor,
+            "vur": args.vur,
+            "audio_state_cache": args.audio_state_cache,
+            "lips_control": args.lips_control,
+        },
     )
     with open(os.path.splitext(args.out)[0] + ".md") as stream:
         print(stream.read())
