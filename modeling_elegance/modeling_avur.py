@@ -28,6 +28,7 @@ from transformers import PreTrainedModel, WhisperForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
+from .beam_search_cache import BeamSharedCrossAttentionCache
 from .configuration_avur import AvurConfig
 from .lip_encoder import LipEncoder
 
@@ -388,7 +389,8 @@ class AvurForConditionalGeneration(PreTrainedModel):
     ):
         """Whisper's `generate` (greedy, beams, ``num_return_sequences`` for the N-best, ``output_scores``) with the
         visual stream; ``audio_states`` (:meth:`encode_audio`'s output) replace ``input_features`` as in
-        :meth:`forward`."""
+        :meth:`forward`. Beam search runs on a :class:`BeamSharedCrossAttentionCache` (same results, less copying)
+        unless a ``cache`` is passed."""
         if (input_features is None) == (audio_states is None):
             raise ValueError(
                 "pass exactly one of input_features (Whisper's log-mel features) and audio_states (the frozen "
@@ -396,6 +398,10 @@ class AvurForConditionalGeneration(PreTrainedModel):
             )
         if lip_frames is not None:
             visual_embeds = self.embed_lips(lip_frames, video_attention_mask)
+        num_beams = kwargs.get("num_beams") or self.whisper.generation_config.num_beams or 1
+        if num_beams > 1 and not any(name in kwargs for name in ("cache", "past_key_values", "temperature")):
+            # a fresh cache per call (it holds state); not with temperature fallback, which decodes again with it
+            kwargs["cache"] = BeamSharedCrossAttentionCache()
         with self._visual_context(visual_embeds, attention_mask) as state:
             if audio_states is None:
                 return self.whisper.generate(input_features, **kwargs)

@@ -61,6 +61,27 @@ def test_a_closed_gate_is_whisper_exactly(model, whisper):
     )
 
 
+def test_beam_search_leaves_the_cross_attention_cache_in_place_and_decodes_the_same(model, monkeypatch):
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    from modeling_elegance.beam_search_cache import BeamSharedCrossAttentionCache
+
+    features, visual = inputs(batch=3, seed=1)
+    open_gate(model)
+    nbest = {**NBEST, "max_new_tokens": 8}
+    stock = model.generate(features, visual, cache=EncoderDecoderCache(DynamicCache(), DynamicCache()), **nbest)
+    reorders = []
+    original = BeamSharedCrossAttentionCache.reorder_cache
+    monkeypatch.setattr(
+        BeamSharedCrossAttentionCache, "reorder_cache", lambda self, idx: reorders.append(idx) or original(self, idx)
+    )
+    ours = model.generate(features, visual, **nbest)  # the default for beam search
+    assert len(reorders) > 0  # it was the cache in use
+    assert any(not torch.equal(idx, torch.arange(9)) for idx in reorders)  # and beams did swap histories
+    assert torch.equal(ours.sequences, stock.sequences)
+    assert torch.equal(ours.sequences_scores, stock.sequences_scores)
+
+
 def test_the_n_best_comes_with_scores_and_the_visual_stream_changes_it(model):
     features, visual = inputs()
     closed = model.generate(features, visual, **NBEST)
