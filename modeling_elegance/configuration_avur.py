@@ -26,6 +26,10 @@ class AvurConfig(PretrainedConfig):
         fusion_read: how a decoder token reads the aligned visual stream: ``"attention"`` (a learned cross-attention
             from the decoder state) or ``"aligned"`` (the acoustic probe's attention over the audio frames pools the
             visual stream at the same instants: the token reads the lips where it listens).
+        fusion_auxiliary_weight: in training, the weight of an auxiliary next-token loss on the decoder state with
+            the visual injection at full strength (the gate bypassed). The gate starts closed, and tanh(0) = 0 sends
+            the visual read no gradient, so without this loss the read learns only as fast as the gate opens. Not
+            in the paper; 0 (the default) turns it off. It changes nothing at inference.
         lip_input: ``"embeddings"`` (the model takes `visual_embeds`) or ``"frames"`` (it owns a lip encoder, the
             one of a lip-reading model, and takes mouth ROI clips as `lip_frames`; `visual_dim` is then its
             `lip_embedding_dim`).
@@ -56,6 +60,7 @@ class AvurConfig(PretrainedConfig):
         modality_dropout: float = 0.0,
         fusion_modulation: str = "reliability",
         fusion_read: str = "attention",
+        fusion_auxiliary_weight: float = 0.0,
         lip_input: str = "embeddings",
         lip_frontend_width: int = 8,
         lip_embedding_dim: int = 128,
@@ -84,6 +89,9 @@ class AvurConfig(PretrainedConfig):
         if fusion_read not in ("attention", "aligned"):
             raise ValueError(f"fusion_read must be 'attention' or 'aligned', got {fusion_read!r}")
         self.fusion_read = fusion_read
+        if fusion_auxiliary_weight < 0:
+            raise ValueError(f"fusion_auxiliary_weight must be >= 0, got {fusion_auxiliary_weight}")
+        self.fusion_auxiliary_weight = fusion_auxiliary_weight
         if lip_input not in ("embeddings", "frames"):
             raise ValueError(f"lip_input must be 'embeddings' or 'frames', got {lip_input!r}")
         self.lip_input = lip_input

@@ -37,12 +37,15 @@ from .lip_encoder import LipEncoder
 class AvurOutput(ModelOutput):
     """``loss`` (next-token cross-entropy when ``labels`` are given), ``logits`` ``(batch, tokens, vocabulary)``,
     ``acoustic_reliability`` ``(batch, tokens)`` in [0, 1] and ``visual_hidden_states`` ``(batch, frames, d_model)``,
-    the visual stream after the last alignment block (both None without a visual stream)."""
+    the visual stream after the last alignment block (both None without a visual stream); ``auxiliary_loss``, in
+    training with ``config.fusion_auxiliary_weight > 0``, the open-gate loss (already added to ``loss`` with that
+    weight; :meth:`AvurForConditionalGeneration.open_gate_loss`)."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     acoustic_reliability: torch.Tensor | None = None
     visual_hidden_states: torch.Tensor | None = None
+    auxiliary_loss: torch.Tensor | None = None
 
 
 class SparseAlignmentBlock(nn.Module):
@@ -128,21 +131,25 @@ class AdaptiveModulatedFusion(nn.Module):
         inside = index < visual.shape[1]
         return visual[:, index.clamp_max(visual.shape[1] - 1)] * inside[None, :, None].to(visual.dtype)
 
-    def forward(self, hidden, audio, visual, visual_keep=None, audio_mask=None, probe_input=None):
-        """``probe_input`` ``(batch, tokens, d)``: what the acoustic probe reads (the input of Whisper's last
-        cross-attention); ``hidden`` when None."""
+    def forward(self, hidden, audio, visual, visual_keep=None, audio_mask=None, probe_input=None, open_gate=False):
+        """``(fused, reliability, opened)``: the decoder state with the visual injection ``(batch, tokens, d)``, the
+        acoustic reliability ``(batch, tokens)``, and with ``open_gate`` the state with the injection at full
+        strength (the gate bypassed; None otherwise). ``probe_input`` ``(batch, tokens, d)``: what the acoustic probe
+        reads (the input of Whisper's last cross-attention); ``hidden`` when None."""
         weights, unreliability = self.probe_attention(hidden if probe_input is None else probe_input, audio, audio_mask)
         memory = self.visual_norm(visual)
         if self.aligned_read:
             read = self.visual_value(weights.mean(1) @ self.visual_at_audio_frames(memory, weights.shape[-1]))
         else:
             read, _ = self.visual_read(hidden, memory, memory, need_weights=False)
-        injection = torch.tanh(self.gate) * read
+        injection, opened = torch.tanh(self.gate) * read, (read if open_gate else None)
         if self.modulated:
             injection = injection * unreliability[..., None]
+            opened = None if opened is None else opened * unreliability[..., None]
         if visual_keep is not None:  # modality dropout: these examples hear only the audio
-            injection = injection * visual_keep[:, None, None].to(injection.dtype)
-        return hidden + injection, 1.0 - unreliability
+            keep = visual_keep[:, None, None].to(injection.dtype)
+            injection, opened = injection * keep, (None if opened is None else opened * keep)
+        return hidden + injection, 1.0 - unreliability, (None if opened is None else hidden + opened)
 
 
 def _expand_to(tensor: torch.Tensor | None, batch: int) -> torch.Tensor | None:
@@ -224,8 +231,12 @@ class AvurForConditionalGeneration(PreTrainedModel):
         hidden, audio = output.last_hidden_state, kwargs["encoder_hidden_states"]
         visual, keep = _expand_to(state["visual"], hidden.shape[0]), _expand_to(state["keep"], hidden.shape[0])
         audio_mask = _expand_to(state["audio_mask"], hidden.shape[0])
-        fused, reliability = self.fusion(hidden, audio, visual, keep, audio_mask, probe_input=state.pop("probe_input"))
+        open_gate = self.training and self.config.fusion_auxiliary_weight > 0
+        fused, reliability, opened = self.fusion(
+            hidden, audio, visual, keep, audio_mask, probe_input=state.pop("probe_input"), open_gate=open_gate
+        )
         state["reliability"].append(reliability)
+        state["opened"] = opened
         output.last_hidden_state = fused
         return output
 
@@ -369,12 +380,25 @@ class AvurForConditionalGeneration(PreTrainedModel):
                 input_features=input_features, labels=labels, decoder_input_ids=decoder_input_ids, **kwargs
             )
         reliability = torch.cat(state["reliability"], dim=1) if state["reliability"] else None
+        loss, auxiliary_loss = output.loss, None
+        if labels is not None and state.get("opened") is not None:
+            auxiliary_loss = self.open_gate_loss(state["opened"], labels)
+            loss = loss + self.config.fusion_auxiliary_weight * auxiliary_loss
         return AvurOutput(
-            loss=output.loss,
+            loss=loss,
             logits=output.logits,
             acoustic_reliability=reliability,
             visual_hidden_states=state["visual"],
+            auxiliary_loss=auxiliary_loss,
         )
+
+    def open_gate_loss(self, opened: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy of the decoder state ``(batch, tokens, d)`` with the visual injection at full
+        strength, through Whisper's own output projection, against ``labels`` ``(batch, tokens)`` (-100 ignored), as
+        Whisper computes its loss. The gate starts at tanh(0) = 0, which sends the visual read no gradient at all;
+        this loss trains the read while the gate is closed, so the gate can open once the read helps."""
+        logits = self.whisper.proj_out(opened)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
     @torch.no_grad()
     def generate(

@@ -4,6 +4,7 @@ and clear errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import textwrap
@@ -93,6 +94,35 @@ def test_the_n_best_comes_with_scores_and_the_visual_stream_changes_it(model):
     assert torch.equal(audio_only.sequences_scores, closed.sequences_scores)
 
 
+def test_the_open_gate_loss_trains_the_visual_read_while_the_gate_is_closed(random_whisper, whisper):
+    features, visual = inputs()
+    labels = torch.tensor([[200, 300, 400, whisper.config.eos_token_id]] * 2)
+    grads = {}
+    for weight in (0.0, 0.5):
+        model = AvurForConditionalGeneration.from_whisper(
+            random_whisper, visual_dim=VISUAL_DIM, fusion_auxiliary_weight=weight
+        ).train()
+        torch.manual_seed(0)  # the same modality dropout draw (none: its default is 0)
+        output = model(features, visual, labels=labels)
+        output.loss.backward()
+        grads[weight] = model.fusion.visual_read.out_proj.weight.grad
+        if weight == 0.0:
+            assert output.auxiliary_loss is None
+            plain = output.loss.detach()
+        else:
+            assert torch.allclose(output.loss, plain + weight * output.auxiliary_loss)
+            assert output.auxiliary_loss > 0
+    assert grads[0.0] is None or not grads[0.0].any()  # tanh(0) = 0: the read learns nothing through the gate
+    assert grads[0.5].abs().sum() > 0
+    model.eval()  # inference: no open-gate branch, and the output is Whisper's (the gate is still closed)
+    with torch.no_grad():
+        ours = model(features, visual, decoder_input_ids=decoder_ids(whisper))
+        theirs = whisper(input_features=features, decoder_input_ids=decoder_ids(whisper))
+    assert ours.auxiliary_loss is None and torch.equal(ours.logits, theirs.logits)
+    with pytest.raises(ValueError, match="fusion_auxiliary_weight must be >= 0, got -1"):
+        AvurConfig(whisper_config=whisper.config.to_dict(), fusion_auxiliary_weight=-1)
+
+
 def test_alignment_never_sends_gradient_to_the_audio(model, whisper):
     audio = torch.randn(2, 50, 16, requires_grad=True)
     visual = torch.randn(2, 10, 16, requires_grad=True)
@@ -132,8 +162,8 @@ def test_without_modulation_the_gate_alone_scales_the_visual_read():
         amf.gate.fill_(1.0), plain.gate.fill_(1.0)
     hidden, audio, visual = torch.randn(2, 5, 16), torch.randn(2, 30, 16), torch.randn(2, 10, 16)
     with torch.no_grad():
-        modulated, reliability = amf(hidden, audio, visual)
-        unmodulated, same_reliability = plain(hidden, audio, visual)
+        modulated, reliability, _ = amf(hidden, audio, visual)
+        unmodulated, same_reliability, _ = plain(hidden, audio, visual)
     torch.testing.assert_close(modulated - hidden, (1 - reliability)[..., None] * (unmodulated - hidden))
     assert torch.equal(reliability, same_reliability) and not torch.allclose(modulated, unmodulated)
     with pytest.raises(ValueError, match=r"^fusion_modulation must be 'reliability' \(AMF\) or 'none', got 'gate'$"):
@@ -151,7 +181,7 @@ def test_the_aligned_read_takes_the_lips_where_the_probe_listens():
     mask = torch.ones(2, 30, dtype=torch.bool)
     mask[1, 20:] = False
     with torch.no_grad():
-        fused, reliability = fusion(hidden, audio, visual, audio_mask=mask)
+        fused, reliability, _ = fusion(hidden, audio, visual, audio_mask=mask)
         weights, unreliability = fusion.probe_attention(hidden, audio, mask)
         memory = fusion.visual_norm(visual)
         at_audio = torch.stack([memory[:, j // 2] if j // 2 < 12 else torch.zeros(2, 16) for j in range(30)], dim=1)
@@ -459,7 +489,7 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
     out = str(tmp_path / "run")
     flags = ["--data", tiny_corpus_path, "--whisper", random_whisper, "--output_dir", out, "--disable_tqdm", "true"]
     flags += ["--per_device_train_batch_size", "2", "--save_steps", "1", "--logging_steps", "1", "--eval_split", "none"]
-    flags += ["--cache_dir", str(tmp_path / "cache"), "--visual_lr_scale", "10"]
+    flags += ["--cache_dir", str(tmp_path / "cache"), "--visual_lr_scale", "10", "--fusion_auxiliary_weight", "0.5"]
     assert main([*flags, "--max_steps", "1"]) == 0
     (states,) = (tmp_path / "cache").glob("whisper-states-*")  # the frozen encoder's states of the clips seen
     # at least the step's 2 clips (the Trainer's data loader may have drawn the next batch already)
@@ -470,6 +500,10 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
     assert saved and not any(name.startswith(("model.whisper.", "model.lip_encoder.")) for name in saved)
     assert main([*flags, "--max_steps", "2", "--resume_from_checkpoint", "last"]) == 0
     assert os.path.isdir(os.path.join(out, "checkpoint-2"))
+    with open(os.path.join(out, "checkpoint-2", "trainer_state.json")) as stream:
+        logged = json.load(stream)["log_history"]
+    steps = [entry for entry in logged if "loss" in entry]
+    assert steps and all("loss_open_gate" in entry and "loss_recognition" in entry for entry in steps)
     trained = AutoModel.from_pretrained(os.path.join(out, "avsr"))
     start = AvurForConditionalGeneration.from_whisper(
         random_whisper, lip_reader=os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")

@@ -9,7 +9,9 @@ Whisper (default: the offline tiny.en) and the lip reader's encoder (default: th
 stay frozen; the alignment blocks, the visual projection and the fusion train. ``--whisper_lora_rank R`` adds LoRA
 to Whisper's decoder (:mod:`training.whisper_lora`; merged into the weights at export). ``--audio_only`` trains
 that LoRA alone on the audio, without lips: the audio-only baseline fine-tuned with the same data and steps.
-``--fusion_modulation none`` is the ablation without AMF (SMA's visual stream through a plain gate). Each example is the split's speech
+``--fusion_modulation none`` is the ablation without AMF (SMA's visual stream through a plain gate).
+``--fusion_auxiliary_weight W`` adds the open-gate loss (not in the paper): the closed gate sends the visual read no
+gradient, and this loss trains the read meanwhile. Each example is the split's speech
 as a recogniser would hear it: the mixture of a split in noise (target + noise), the clean target of a split of
 talker mixtures. Checkpoints hold only the trained weights and are written atomically (the extraction trainer's
 `GuidanceTrainer`); ``--resume_from_checkpoint last`` continues a run. The trained model and its processor are
@@ -69,6 +71,13 @@ class AvsrArguments:
             "help": "'attention' (a learned cross-attention to the lips) or 'aligned' (the lips where the probe listens)"
         },
     )
+    fusion_auxiliary_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the open-gate loss: the next-token loss with the visual injection at full strength, "
+            "which trains the visual read while the fusion gate is still closed (not in the paper; 0: off)"
+        },
+    )
     whisper_lora_rank: int = field(default=0, metadata={"help": "LoRA rank on Whisper's decoder (0: frozen)"})
     visual_lr_scale: float = field(
         default=1.0,
@@ -112,8 +121,11 @@ class RecognitionRun(nn.Module):
         self.main_input_name = model.main_input_name
 
     def forward(self, **batch) -> GuidedOutput:
-        loss = self.model(**batch).loss
-        return GuidedOutput(loss=loss, components={"recognition": loss.detach()})
+        output = self.model(**batch)
+        components = {"recognition": output.loss.detach()}
+        if output.auxiliary_loss is not None:  # the open-gate loss, already inside output.loss with its weight
+            components["open_gate"] = output.auxiliary_loss.detach()
+        return GuidedOutput(loss=output.loss, components=components)
 
     def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
         trainable = {name for name, parameter in self.named_parameters() if parameter.requires_grad}
@@ -182,6 +194,7 @@ def build_recognition_run(args: AvsrArguments):
         modality_dropout=args.modality_dropout,
         fusion_modulation=args.fusion_modulation,
         fusion_read=args.fusion_read,
+        fusion_auxiliary_weight=args.fusion_auxiliary_weight,
     )
     # the audio-only baseline trains nothing visual: its fusion gate stays closed, so its visual path is a no-op
     for parameter in (
