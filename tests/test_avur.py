@@ -504,6 +504,8 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
         logged = json.load(stream)["log_history"]
     steps = [entry for entry in logged if "loss" in entry]
     assert steps and all("loss_open_gate" in entry and "loss_recognition" in entry for entry in steps)
+    for entry in steps:  # the total is the recognition loss plus the weighted open-gate loss
+        assert entry["loss"] == pytest.approx(entry["loss_recognition"] + 0.5 * entry["loss_open_gate"], rel=1e-4)
     trained = AutoModel.from_pretrained(os.path.join(out, "avsr"))
     start = AvurForConditionalGeneration.from_whisper(
         random_whisper, lip_reader=os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")

@@ -123,8 +123,12 @@ class RecognitionRun(nn.Module):
     def forward(self, **batch) -> GuidedOutput:
         output = self.model(**batch)
         components = {"recognition": output.loss.detach()}
-        if output.auxiliary_loss is not None:  # the open-gate loss, already inside output.loss with its weight
-            components["open_gate"] = output.auxiliary_loss.detach()
+        if output.auxiliary_loss is not None:  # the open-gate loss, inside output.loss with its weight: log each apart
+            auxiliary = output.auxiliary_loss.detach()
+            components = {
+                "recognition": components["recognition"] - self.model.config.fusion_auxiliary_weight * auxiliary,
+                "open_gate": auxiliary,
+            }
         return GuidedOutput(loss=output.loss, components=components)
 
     def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
