@@ -120,4 +120,4 @@ benchmark-recognition: data-noisy
 
 # CMKT in its own setting: audio-only enhancement in noise, unguided against CMKT, 3 seeds, and the shift sweep
 benchmark-noisy: data-noisy
-	cd benchmarks && ../$(BIN)/python bench_noisy.py --out ../docs/results-noisy.md
+	cd benchmarks && ../$(BIN)/python bench_noisy.py --out ../docs/results.md

@@ -58,3 +58,32 @@ def test_each_benchmark_rewrites_only_its_own_part_of_results_md(tmp_path):
     replace_section(path, "# Recognition", "# Recognition\n\nWER table\n", level=1)
     replace_section(path, "# Guidance", "# Guidance\n\nnew table\n", level=1)
     assert open(path).read() == "# Guidance\n\nnew table\n\n# Recognition\n\nWER table\n"
+
+
+def test_the_cmkt_benchmark_reports_each_metric_by_snr_and_the_shift_sweep():
+    """bench_noisy.report: a row per (backbone, guidance) with the mean over seeds, the WER rows of the first seed's
+    runs, and the shift sweep of one seed."""
+    import argparse
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from bench_noisy import report
+
+    def result(guidance, shift, seed, si_sdri):
+        metrics = {"si_sdri": si_sdri, "pesq": 1.5, "stoi": 0.8}
+        wer = {"-5": {"model": 0.5, "mixture": 0.75, "reference": 0.25}} if seed == 0 and shift == 2 else None
+        run = {"backbone": "usev-se-tiny", "guidance": guidance, "shift": shift, "seed": seed}
+        return {**run, "by_snr": {"-5": metrics}, "wer_by_snr": wer}
+
+    results = [
+        result("none", 2, 0, 9.0),
+        result("none", 2, 1, 11.0),
+        result("cmkt", 2, 0, 8.0),
+        result("cmkt", 4, 0, 7.5),
+    ]
+    args = argparse.Namespace(max_steps=3000, data=os.path.join(REPO, "data", "default-noisy"), seeds="0,1")
+    text = report(results, args)
+    assert text.startswith("# CMKT on speech in noise\n")
+    assert "| usev-se-tiny | none | 2 | 10.00 ± 1.41 |" in text  # two seeds: mean and sample standard deviation
+    assert "| usev-se-tiny | cmkt | 1 | 8.00 |" in text  # the shift-4 run stays out of the main table
+    assert "| (mixture) | | 75.0% |" in text and "| usev-se-tiny | none | 50.0% |" in text
+    assert "| 2 | 8.00 |" in text and "| 4 | 7.50 |" in text
