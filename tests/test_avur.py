@@ -671,7 +671,7 @@ def test_the_extraction_then_recognition_chain(random_whisper, tiny_corpus_path,
 
 
 def test_elegance_train_vur_fits_units_makes_nbest_lists_and_trains_the_rescorer(
-    random_whisper, tiny_corpus_path, tmp_path
+    random_whisper, tiny_corpus_path, tmp_path, monkeypatch, capsys
 ):
     import json
 
@@ -697,10 +697,22 @@ def test_elegance_train_vur_fits_units_makes_nbest_lists_and_trains_the_rescorer
     assert len(list(states.glob("*.safetensors"))) == 4
     saved = load_file(os.path.join(out, "checkpoint-1", "model.safetensors"))
     assert any("lora_" in name for name in saved) and not any("q_proj.base_layer" in name for name in saved)
+    stored = json.load(open(os.path.join(out, "nbest-lists", "nbest.json")))
+    assert [len(example["hypotheses"]) for example in stored["examples"]] == [2, 2, 2, 2]
+
+    import training.train_vur
+
+    def no_beam_search(*args, **kwargs):
+        raise AssertionError("the resumed run made its N-best lists again")
+
+    monkeypatch.setattr(training.train_vur, "nbest_examples", no_beam_search)
+    capsys.readouterr()
+    resume = ["--max_steps", "2", "--per_device_train_batch_size", "2", "--resume_from_checkpoint", "last"]
+    assert main([*flags, *resume]) == 0
     assert (
-        main([*flags, "--max_steps", "2", "--per_device_train_batch_size", "2", "--resume_from_checkpoint", "last"])
-        == 0
+        f"visual units and 4 N-best lists loaded from {os.path.join(out, 'nbest-lists')}\n" in capsys.readouterr().out
     )
+    monkeypatch.undo()
     vur = os.path.join(out, "vur")
     assert json.load(open(os.path.join(vur, "vur_config.json")))["num_units"] == 8
     assert VisualUnitQuantizer.from_pretrained(vur).num_units == 8

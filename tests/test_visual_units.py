@@ -92,3 +92,21 @@ def test_the_rescorer_learns_to_prefer_the_lowest_wer_hypothesis(kind, tmp_path)
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 2
     assert int(rescorer.score(units, hypotheses).argmax()) == 1
+
+
+def test_the_nbest_store_reuses_lists_only_for_the_same_settings(tmp_path):
+    from training.nbest_store import load_nbest_lists, save_nbest_lists
+
+    quantizer = VisualUnitQuantizer(torch.arange(6.0).reshape(3, 2))
+    examples = [{"units": [0, 2, 2], "hypotheses": ["bin blue", "bin blew"], "word_error_rates": [0.0, 0.5]}]
+    settings = {"recognizer": "abc", "nbest": 2, "num_units": 3, "seed": 0}
+    logged = []
+    assert load_nbest_lists(str(tmp_path), settings, logged.append) is None  # nothing stored yet
+    save_nbest_lists(str(tmp_path), settings, quantizer, examples)
+    loaded_quantizer, loaded_examples = load_nbest_lists(str(tmp_path), dict(settings), logged.append)
+    assert loaded_examples == examples and torch.equal(loaded_quantizer.centroids, quantizer.centroids)
+    folder = tmp_path / "nbest-lists"
+    assert logged == [f"visual units and 1 N-best lists loaded from {folder}"]
+    assert load_nbest_lists(str(tmp_path), {**settings, "nbest": 5, "seed": 1}, logged.append) is None
+    assert logged[-1] == f"{folder} was made with other settings (nbest, seed): making the N-best lists again"
+    assert not (tmp_path / "nbest-lists.partial").exists()  # written atomically, staging cleared

@@ -39,6 +39,8 @@ from .data import load_split
 from .evaluation.metrics import word_error_rate
 from .evaluation.recognition import max_new_tokens_for
 from .guided_model import GuidedOutput
+from .lip_embedding_cache import module_fingerprint
+from .nbest_store import load_nbest_lists, save_nbest_lists
 from .staged_folder import resolve_resume, staged_folder
 from .train_avsr import recognition_speech
 from .trainer import GuidanceTrainer
@@ -143,9 +145,46 @@ def nbest_examples(
     return examples
 
 
+def training_clips(args: VurArguments):
+    """The clips the units are fitted on and the N-best lists are made of: ``--train_splits``, one dataset."""
+    from datasets import concatenate_datasets
+
+    splits = [load_split(args.data, s.strip(), max_examples=args.max_examples) for s in args.train_splits.split(",")]
+    return concatenate_datasets(splits)
+
+
+def nbest_settings(args: VurArguments, recognizer, dataset, seed: int) -> dict:
+    """Everything that decides the units and the N-best lists (what :mod:`training.nbest_store` keys them on)."""
+    return {
+        "recognizer": module_fingerprint(recognizer),
+        "data": os.path.realpath(args.data),
+        "train_splits": args.train_splits,
+        "max_examples": args.max_examples,
+        "clips": dataset._fingerprint,  # the datasets library's hash of the rows
+        "num_units": args.num_units,
+        "nbest": args.nbest,
+        "seed": seed,
+    }
+
+
+def make_nbest_lists(args: VurArguments, recognizer, processor, dataset, seed: int, log=print):
+    """Fit the visual units on ``dataset``'s clips, then make each clip's N-best list; ``(quantizer, examples)``."""
+    clip_features = lip_features(recognizer, processor, dataset)
+    quantizer = VisualUnitQuantizer.fit(clip_features, args.num_units, seed=seed)
+    log(f"visual units: k-means with K={args.num_units} on {sum(len(f) for f in clip_features)} frames")
+    units = [quantizer(torch.from_numpy(features)[None])[0].tolist() for features in clip_features]
+    audio_states = None
+    if args.cache_audio_states:  # the states stage-1 training cached (float16), shared by every run on this Whisper
+        audio_states = WhisperStateCache(recognizer, processor.feature_extractor, args.cache_dir or default_cache_dir())
+    examples = nbest_examples(recognizer, processor, dataset, args.nbest, units, audio_states=audio_states)
+    log(f"{len(examples)} N-best lists of {args.nbest} made")
+    return quantizer, examples
+
+
 def train_rescorer(args: VurArguments, training_args: TrainingArguments, log=print) -> str:
-    """Fit the units, make the N-best lists, train the rescorer; returns the ``vur`` folder."""
-    from datasets import Dataset, concatenate_datasets
+    """Fit the units and make the N-best lists (or load them, :mod:`training.nbest_store`), train the rescorer;
+    returns the ``vur`` folder."""
+    from datasets import Dataset
     from transformers import AutoModel, AutoProcessor
 
     import modeling_elegance  # noqa: F401  (registers the Auto classes)
@@ -159,16 +198,15 @@ def train_rescorer(args: VurArguments, training_args: TrainingArguments, log=pri
             f"{args.recognizer} takes visual_embeds; the visual units need a recogniser with a lip encoder"
         )
     processor = AutoProcessor.from_pretrained(args.recognizer)
-    splits = [load_split(args.data, s.strip(), max_examples=args.max_examples) for s in args.train_splits.split(",")]
-    dataset = concatenate_datasets(splits)
-    clip_features = lip_features(recognizer, processor, dataset)
-    quantizer = VisualUnitQuantizer.fit(clip_features, args.num_units, seed=training_args.seed)
-    log(f"visual units: k-means with K={args.num_units} on {sum(len(f) for f in clip_features)} frames")
-    units = [quantizer(torch.from_numpy(features)[None])[0].tolist() for features in clip_features]
-    audio_states = None
-    if args.cache_audio_states:  # the states stage-1 training cached (float16), shared by every run on this Whisper
-        audio_states = WhisperStateCache(recognizer, processor.feature_extractor, args.cache_dir or default_cache_dir())
-    examples = nbest_examples(recognizer, processor, dataset, args.nbest, units, audio_states=audio_states)
+    dataset = training_clips(args)
+    settings = nbest_settings(args, recognizer, dataset, training_args.seed)
+    stored = load_nbest_lists(training_args.output_dir, settings, log)
+    if stored is None:
+        quantizer, examples = make_nbest_lists(args, recognizer, processor, dataset, training_args.seed, log)
+        if training_args.should_save:
+            save_nbest_lists(training_args.output_dir, settings, quantizer, examples)
+    else:
+        quantizer, examples = stored
     language_model, tokenizer, new = load_causal_language_model(args.llm)
     # LoRA and the embeddings train, and in full what the checkpoint lacked (the MiniLM has no LM head)
     rescorer = VisualUnitRescorer(language_model, tokenizer, args.num_units, args.lora_rank, keep_trainable=new)
