@@ -39,6 +39,7 @@ KINDS = {
 }
 LABELS = {"audio": "audio-only Whisper, fine-tuned (LoRA)", "sma": "SMA (+ lips, plain gate)", "amf": "SMA + AMF"}
 LORA_RANK = "8"
+CHAIN_SPLITS = ("test", "test_impaired")  # of the talker corpus: clean lips, then impaired ones
 
 
 def run_name(kind: str, seed: int) -> str:
@@ -102,18 +103,27 @@ def stage_two(args, seed: int) -> bool:
 
 
 def chain(args, seed: int) -> bool:
-    """The ``amf`` recogniser of ``seed`` on two-talker mixtures, with and without extraction first."""
+    """The ``amf`` recogniser of ``seed`` on two-talker mixtures, with and without extraction first, on each of
+    ``CHAIN_SPLITS`` (`test_impaired`: the same task with the target's lips impaired)."""
     name = f"chain-s{seed}"
     _, _, log = paths(args, name)
     recognizer = os.path.join(paths(args, run_name("amf", seed))[0], "avsr")
-    score = ["--model", recognizer, "--extractor", args.extractor, "--data", args.talker_data]
-    score += ["--splits", "test", "--max_examples", str(args.chain_examples), "--out", chain_path(args, seed)]
-    score += ["--audio_state_cache", args.state_cache]
-    return run_missing(name, log, [(chain_path(args, seed), "training.evaluation.cli", score)])
+    steps = []
+    for split in CHAIN_SPLITS:
+        score = ["--model", recognizer, "--extractor", args.extractor, "--data", args.talker_data, "--splits", split]
+        score += ["--max_examples", str(args.chain_examples), "--out", chain_path(args, seed, split)]
+        steps.append(
+            (
+                chain_path(args, seed, split),
+                "training.evaluation.cli",
+                score + ["--audio_state_cache", args.state_cache],
+            )
+        )
+    return run_missing(name, log, steps)
 
 
-def chain_path(args, seed: int) -> str:
-    return os.path.join(args.workdir, f"chain-s{seed}-test.json")
+def chain_path(args, seed: int, split: str) -> str:
+    return os.path.join(args.workdir, f"chain-s{seed}-{split}.json")
 
 
 def load(path: str | None, split: str = "test_noisy") -> dict | None:
@@ -190,21 +200,32 @@ def report(args) -> str:
             values = [s["by_snr"]["0"][system] for s in summaries if "0" in s["by_snr"]]
             if values and system != "audio_only":
                 lines.append(f"- {label}: {100 * (1 - mean_std(values)[0] / base):+.1f}%")
-    chained = load(chain_path(args, args.chain_seed), "test")
+    chained = {split: load(chain_path(args, args.chain_seed, split), split) for split in CHAIN_SPLITS}
+    chained = {split: summary for split, summary in chained.items() if summary}
     if chained:
-        wer = chained["wer"]
+        extractor = os.path.relpath(args.extractor, ROOT)
+        inputs = [
+            ("the raw mixture, with the target's lips", "av"),
+            ("the raw mixture, audio only", "audio_only"),
+            (f"extracted by `{extractor}` (with the lips), recognised with the lips", "extracted"),
+            ("the clean target, with the lips", "clean"),
+        ]
         lines += [
             "",
-            f"The target's words from two-talker mixtures (`test` of `{os.path.relpath(args.talker_data, ROOT)}`, "
-            f"first {chained['examples']} mixtures; the SMA + AMF recogniser of seed {args.chain_seed}, greedy):",
+            f"The target's words from two-talker mixtures (`{os.path.relpath(args.talker_data, ROOT)}`, the first "
+            f"mixtures of each split, their number in brackets; the SMA + AMF recogniser of seed {args.chain_seed}, "
+            "greedy). On `test_impaired` a run of 0 to 100% of the target's lip frames is blanked, occluded or "
+            "low-resolution, for the extractor and the recogniser alike:",
             "",
-            "| input to the recogniser | WER |",
-            "|---|---|",
-            f"| the raw mixture, with the target's lips | {100 * wer['av']:.1f}% |",
-            f"| the raw mixture, audio only | {100 * wer['audio_only']:.1f}% |",
-            f"| extracted by `{os.path.relpath(args.extractor, ROOT)}`, with the lips | {100 * wer['extracted']:.1f}% |",
-            f"| the clean target, with the lips | {100 * wer['clean']:.1f}% |",
+            "| input to the recogniser | "
+            + " | ".join(f"WER, `{split}` ({s['examples']})" for split, s in chained.items())
+            + " |",
+            "|---" * (1 + len(chained)) + "|",
         ]
+        for label, system in inputs:
+            lines.append(
+                f"| {label} | " + " | ".join(f"{100 * s['wer'][system]:.1f}%" for s in chained.values()) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
