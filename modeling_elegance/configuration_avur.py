@@ -18,6 +18,11 @@ class AvurConfig(PretrainedConfig):
         sma_num_heads: attention heads of each alignment block and of the fusion's visual read (must divide
             Whisper's `d_model`).
         sma_ffn_dim: hidden width of each alignment block's feed-forward (default: 2 x `d_model`).
+        sma_output_norm: normalise what each alignment block adds to the visual stream (its cross-attention read and
+            its feed-forward output, a LayerNorm each, as NormFormer does), so the audio it reads cannot outgrow the
+            visual content of the stream. Not in the paper; off by default. Without it, training on an oracle
+            visual stream grew the audio read to about 2,500 in norm against about 2 for the visual content
+            (`benchmarks/diagnose_avsr_visual_oracle.py`).
         modality_dropout: in training, the share of examples whose visual stream is dropped (the model must stay a
             good audio-only recogniser).
         fusion_modulation: ``"reliability"`` (AMF: the visual injection scales with the token's acoustic
@@ -57,6 +62,7 @@ class AvurConfig(PretrainedConfig):
         sma_layers: list[int] | None = None,
         sma_num_heads: int = 4,
         sma_ffn_dim: int | None = None,
+        sma_output_norm: bool = False,
         modality_dropout: float = 0.0,
         fusion_modulation: str = "reliability",
         fusion_read: str = "attention",
@@ -102,5 +108,6 @@ class AvurConfig(PretrainedConfig):
         self.visual_dim = lip_embedding_dim if lip_input == "frames" else visual_dim
         self.sma_num_heads = sma_num_heads
         self.sma_ffn_dim = sma_ffn_dim or 2 * width
+        self.sma_output_norm = sma_output_norm
         self.modality_dropout = modality_dropout
         super().__init__(**kwargs)

@@ -50,21 +50,24 @@ class AvurOutput(ModelOutput):
 
 class SparseAlignmentBlock(nn.Module):
     r"""``visual (batch, frames, d)`` reads ``audio (batch, audio_frames, d)``, which it never sends gradient to:
-    ``v + attention(norm(v), audio)``, then ``v + ffn(norm(v))``."""
+    ``v + attention(norm(v), audio)``, then ``v + ffn(norm(v))``. With ``output_norm``, each of the two additions
+    is normalised first (``v + norm(attention(...))``, ``v + norm(ffn(...))``; `AvurConfig.sma_output_norm`)."""
 
-    def __init__(self, width: int, num_heads: int, ffn_dim: int):
+    def __init__(self, width: int, num_heads: int, ffn_dim: int, output_norm: bool = False):
         super().__init__()
         self.attention_norm = nn.LayerNorm(width)
         self.attention = nn.MultiheadAttention(width, num_heads, batch_first=True)
         self.ffn_norm = nn.LayerNorm(width)
         self.ffn = nn.Sequential(nn.Linear(width, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, width))
+        self.read_output_norm = nn.LayerNorm(width) if output_norm else nn.Identity()
+        self.ffn_output_norm = nn.LayerNorm(width) if output_norm else nn.Identity()
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         audio = audio.detach()  # stop-gradient: the alignment refines the visual stream, never the audio encoder
         query = self.attention_norm(visual)
         read, _ = self.attention(query, audio, audio, need_weights=False)
-        visual = visual + read
-        return visual + self.ffn(self.ffn_norm(visual))
+        visual = visual + self.read_output_norm(read)
+        return visual + self.ffn_output_norm(self.ffn(self.ffn_norm(visual)))
 
 
 class AdaptiveModulatedFusion(nn.Module):
@@ -178,7 +181,8 @@ class AvurForConditionalGeneration(PreTrainedModel):
         self.lip_encoder = LipEncoder(config) if config.lip_input == "frames" else None
         self.visual_projection = nn.Linear(config.visual_dim, width)
         self.alignment = nn.ModuleList(
-            SparseAlignmentBlock(width, config.sma_num_heads, config.sma_ffn_dim) for _ in config.sma_layers
+            SparseAlignmentBlock(width, config.sma_num_heads, config.sma_ffn_dim, config.sma_output_norm)
+            for _ in config.sma_layers
         )
         self.fusion = AdaptiveModulatedFusion(
             width,

@@ -123,6 +123,22 @@ def test_the_open_gate_loss_trains_the_visual_read_while_the_gate_is_closed(rand
         AvurConfig(whisper_config=whisper.config.to_dict(), fusion_auxiliary_weight=-1)
 
 
+def test_the_alignment_output_norm_bounds_what_the_audio_adds():
+    """`sma_output_norm`: the read of the audio is normalised before it joins the visual stream, so audio of any
+    scale adds about as much (the attention's weights still sharpen with the scale; without the norm, the addition
+    grows with the audio)."""
+    torch.manual_seed(0)
+    audio, visual = torch.randn(2, 50, 16), torch.randn(2, 10, 16)
+    for output_norm in (False, True):
+        block = SparseAlignmentBlock(16, 4, 32, output_norm=output_norm).eval()
+        with torch.no_grad():
+            added = {scale: (block(visual, scale * audio) - visual).norm() for scale in (1.0, 1000.0)}
+        if output_norm:
+            assert added[1000.0] < 1.5 * added[1.0]  # each addition is a LayerNorm's output: sqrt(d) a frame
+        else:
+            assert added[1000.0] > 100 * added[1.0]
+
+
 def test_alignment_never_sends_gradient_to_the_audio(model, whisper):
     audio = torch.randn(2, 50, 16, requires_grad=True)
     visual = torch.randn(2, 10, 16, requires_grad=True)

@@ -78,6 +78,13 @@ class AvsrArguments:
             "which trains the visual read while the fusion gate is still closed (not in the paper; 0: off)"
         },
     )
+    sma_output_norm: bool = field(
+        default=False,
+        metadata={
+            "help": "normalise what each alignment block adds to the visual stream, so the audio it reads cannot "
+            "drown the visual content (AvurConfig.sma_output_norm; not in the paper)"
+        },
+    )
     whisper_lora_rank: int = field(default=0, metadata={"help": "LoRA rank on Whisper's decoder (0: frozen)"})
     visual_lr_scale: float = field(
         default=1.0,
@@ -199,6 +206,7 @@ def build_recognition_run(args: AvsrArguments):
         fusion_modulation=args.fusion_modulation,
         fusion_read=args.fusion_read,
         fusion_auxiliary_weight=args.fusion_auxiliary_weight,
+        sma_output_norm=args.sma_output_norm,
     )
     # the audio-only baseline trains nothing visual: its fusion gate stays closed, so its visual path is a no-op
     for parameter in (
