@@ -2,6 +2,7 @@
 
     python benchmarks/diagnose_avsr_visual_oracle.py --output_dir outputs/avsr/oracle [--max_steps 300] [--seed 0]
         [--visual_lr_scale 10] [--fusion_auxiliary_weight 1.0] [--fusion_read aligned] [--sma_output_norm]
+        [--fusion_layer 0]
 
 The benchmark's AV recognisers (`make benchmark-recognition`) transcribe `test_noisy` as well with another clip's
 lips as with their own: the visual path is unused. This trains the same recogniser (SMA + AMF around the frozen
@@ -58,6 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fusion_auxiliary_weight", type=float, default=0.0, help="as elegance-train-avsr's")
     parser.add_argument("--fusion_read", default="attention", help="as elegance-train-avsr's")
     parser.add_argument("--sma_output_norm", action="store_true", help="as elegance-train-avsr's")
+    parser.add_argument("--fusion_layer", type=int, default=None, help="as elegance-train-avsr's")
     parser.add_argument(
         "--state_cache",
         default=os.path.join(ROOT, "outputs", "avsr", "states"),
@@ -95,6 +97,7 @@ def main(argv=None) -> int:
         fusion_auxiliary_weight=args.fusion_auxiliary_weight,
         fusion_read=args.fusion_read,
         sma_output_norm=args.sma_output_norm,
+        fusion_layer=args.fusion_layer,
     )
     for parameter in model.whisper.parameters():
         parameter.requires_grad_(False)

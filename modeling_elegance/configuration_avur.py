@@ -31,6 +31,10 @@ class AvurConfig(PretrainedConfig):
         fusion_read: how a decoder token reads the aligned visual stream: ``"attention"`` (a learned cross-attention
             from the decoder state) or ``"aligned"`` (the acoustic probe's attention over the audio frames pools the
             visual stream at the same instants: the token reads the lips where it listens).
+        fusion_layer: where AMF injects the visual read: None (the default) after the whole decoder, on the state
+            Whisper's output projection reads; an index ``k`` after decoder layer ``k``, so that the layers after it
+            (and their LoRA) can use what it injects. The acoustic probe then starts from layer ``k``'s
+            cross-attention. Not in the paper, which says only "in the decoder".
         fusion_auxiliary_weight: in training, the weight of an auxiliary next-token loss on the decoder state with
             the visual injection at full strength (the gate bypassed). The gate starts closed, and tanh(0) = 0 sends
             the visual read no gradient, so without this loss the read learns only as fast as the gate opens. Not
@@ -67,6 +71,7 @@ class AvurConfig(PretrainedConfig):
         fusion_modulation: str = "reliability",
         fusion_read: str = "attention",
         fusion_auxiliary_weight: float = 0.0,
+        fusion_layer: int | None = None,
         lip_input: str = "embeddings",
         lip_frontend_width: int = 8,
         lip_embedding_dim: int = 128,
@@ -98,6 +103,13 @@ class AvurConfig(PretrainedConfig):
         if fusion_auxiliary_weight < 0:
             raise ValueError(f"fusion_auxiliary_weight must be >= 0, got {fusion_auxiliary_weight}")
         self.fusion_auxiliary_weight = fusion_auxiliary_weight
+        decoder_layers = whisper_config.decoder_layers
+        if fusion_layer is not None and not 0 <= fusion_layer < decoder_layers:
+            raise ValueError(
+                f"fusion_layer must be None (after the decoder) or one of the decoder's layers 0..{decoder_layers - 1}, "
+                f"got {fusion_layer}"
+            )
+        self.fusion_layer = fusion_layer
         if lip_input not in ("embeddings", "frames"):
             raise ValueError(f"lip_input must be 'embeddings' or 'frames', got {lip_input!r}")
         self.lip_input = lip_input

@@ -195,11 +195,20 @@ class AvurForConditionalGeneration(PreTrainedModel):
         encoder_layers = self.whisper.model.encoder.layers
         for block_index, layer_index in enumerate(config.sma_layers):
             encoder_layers[layer_index].register_forward_hook(self._alignment_hook(block_index))
-        # the acoustic probe reads what Whisper's last cross-attention reads (that layer's normalised decoder state),
-        # so at the start its attention, and the reliability, are Whisper's own
-        self.whisper.model.decoder.layers[-1].encoder_attn.register_forward_pre_hook(self._probe_input_hook)
-        self.whisper.model.decoder.register_forward_hook(self._fusion_hook, with_kwargs=True)
+        # the acoustic probe reads what the fusion layer's cross-attention reads (that layer's normalised decoder
+        # state), so at the start its attention, and the reliability, are Whisper's own
+        decoder = self.whisper.model.decoder
+        decoder.layers[self.fusion_layer_index].encoder_attn.register_forward_pre_hook(self._probe_input_hook)
+        if config.fusion_layer is None:
+            decoder.register_forward_hook(self._fusion_hook, with_kwargs=True)
+        else:
+            decoder.layers[config.fusion_layer].register_forward_hook(self._layer_fusion_hook, with_kwargs=True)
         self.post_init()
+
+    @property
+    def fusion_layer_index(self) -> int:
+        """The decoder layer whose cross-attention the probe starts from: the fusion layer, or the last."""
+        return -1 if self.config.fusion_layer is None else self.config.fusion_layer
 
     def _init_weights(self, module):
         if isinstance(module, AdaptiveModulatedFusion):
@@ -228,11 +237,8 @@ class AvurForConditionalGeneration(PreTrainedModel):
         if state is not None and state.get("visual") is not None:
             state["probe_input"] = args[0]
 
-    def _fusion_hook(self, decoder, args, kwargs, output):
-        state = self._visual_state
-        if state is None or state.get("visual") is None:
-            return output
-        hidden, audio = output.last_hidden_state, kwargs["encoder_hidden_states"]
+    def _fuse(self, state: dict, hidden: torch.Tensor, audio: torch.Tensor):
+        """AMF on the decoder state ``hidden`` ``(batch, tokens, d)``: ``(fused, opened)``, the reliability logged."""
         visual, keep = _expand_to(state["visual"], hidden.shape[0]), _expand_to(state["keep"], hidden.shape[0])
         audio_mask = _expand_to(state["audio_mask"], hidden.shape[0])
         open_gate = self.training and self.config.fusion_auxiliary_weight > 0
@@ -240,9 +246,34 @@ class AvurForConditionalGeneration(PreTrainedModel):
             hidden, audio, visual, keep, audio_mask, probe_input=state.pop("probe_input"), open_gate=open_gate
         )
         state["reliability"].append(reliability)
-        state["opened"] = opened
-        output.last_hidden_state = fused
+        return fused, opened
+
+    def _fusion_hook(self, decoder, args, kwargs, output):
+        state = self._visual_state
+        if state is None or state.get("visual") is None:
+            return output
+        output.last_hidden_state, state["opened"] = self._fuse(
+            state, output.last_hidden_state, kwargs["encoder_hidden_states"]
+        )
         return output
+
+    def _layer_fusion_hook(self, layer, args, kwargs, output):
+        """AMF after decoder layer ``config.fusion_layer`` (called as ``layer(hidden, causal_mask, audio, ...)``).
+        For the open-gate loss, the state with the injection at full strength goes through the remaining layers and
+        the decoder's final norm (training only: no cache)."""
+        state = self._visual_state
+        if state is None or state.get("visual") is None:
+            return output
+        audio = args[2] if len(args) > 2 else kwargs["encoder_hidden_states"]
+        fused, opened = self._fuse(state, output, audio)
+        if opened is not None:
+            decoder = self.whisper.model.decoder
+            causal_mask = args[1] if len(args) > 1 else kwargs.get("attention_mask")
+            for later in decoder.layers[self.config.fusion_layer + 1 :]:
+                opened = later(opened, causal_mask, audio, encoder_attention_mask=None, cache=None, use_cache=False)
+            opened = decoder.layer_norm(opened)
+        state["opened"] = opened
+        return fused
 
     def visual_stream(self, visual_embeds: torch.Tensor) -> torch.Tensor:
         """``(batch, frames, visual_dim)`` at 25 fps -> ``(batch, frames, d_model)`` with the Whisper encoder's
@@ -446,7 +477,7 @@ class AvurForConditionalGeneration(PreTrainedModel):
         cls, whisper_name_or_path: str, lip_reader: str | None = None, **config_kwargs
     ) -> AvurForConditionalGeneration:
         """The AV model around a Whisper checkpoint (a Hub name or folder): Whisper's weights, new SMA and AMF
-        blocks, the acoustic probe initialised from Whisper's last decoder cross-attention. With ``lip_reader`` (a
+        blocks, the acoustic probe initialised from the fusion layer's cross-attention (the last by default). With ``lip_reader`` (a
         folder of `elegance-pretrain-lips`), the model owns that lip reader's encoder and reads mouth ROI clips."""
         from .modeling_lip_reading import LIP_ENCODER_FIELDS, lip_encoder_config_overrides, load_lip_encoder_state_dict
 
@@ -463,7 +494,7 @@ class AvurForConditionalGeneration(PreTrainedModel):
         if lip_reader is not None:
             model.lip_encoder.load_state_dict(load_lip_encoder_state_dict(lip_reader, model.config))
         model.whisper.generation_config = whisper.generation_config
-        last_cross_attention = model.whisper.model.decoder.layers[-1].encoder_attn
+        last_cross_attention = model.whisper.model.decoder.layers[model.fusion_layer_index].encoder_attn
         with torch.no_grad():
             model.fusion.probe_query.load_state_dict(last_cross_attention.q_proj.state_dict())
             model.fusion.probe_key.weight.copy_(last_cross_attention.k_proj.weight)

@@ -281,6 +281,43 @@ def test_the_untrained_probe_is_whispers_last_cross_attention(random_whisper):
     torch.testing.assert_close(reliability, expected, atol=1e-5, rtol=1e-4)
 
 
+def test_fusion_after_an_earlier_decoder_layer(random_whisper, whisper):
+    """`fusion_layer=0`: closed, the model is Whisper exactly; the probe starts as layer 0's cross-attention; open,
+    the later layers carry the injection to the logits; the open-gate loss runs the opened state through the later
+    layers and trains the read while the gate is closed."""
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM, fusion_layer=0).eval()
+    eager = WhisperForConditionalGeneration.from_pretrained(random_whisper, attn_implementation="eager").eval()
+    features, visual = inputs()
+    ids = decoder_ids(whisper)
+    with torch.no_grad():
+        closed = model(features, visual, decoder_input_ids=ids)
+        attention = eager(features, decoder_input_ids=ids, output_attentions=True).cross_attentions[0]
+    assert torch.equal(closed.logits, whisper(input_features=features, decoder_input_ids=ids).logits)
+    entropy = -(attention * attention.clamp_min(1e-30).log()).sum(-1).mean(1)
+    torch.testing.assert_close(
+        closed.acoustic_reliability, 1 - entropy / np.log(attention.shape[-1]), atol=1e-5, rtol=1e-4
+    )
+    open_gate(model)
+    with torch.no_grad():
+        opened = model(features, visual, decoder_input_ids=ids).logits
+        other = model(features, visual.roll(1, 0), decoder_input_ids=ids).logits
+    assert not torch.allclose(opened, closed.logits) and not torch.allclose(opened, other)
+    assert model.generate(features, visual, **NBEST).sequences.shape[0] == 6  # beams and cache through the hook
+
+    model = AvurForConditionalGeneration.from_whisper(
+        random_whisper, visual_dim=VISUAL_DIM, fusion_layer=0, fusion_auxiliary_weight=1.0
+    ).train()
+    labels = torch.tensor([[200, 300, 400, whisper.config.eos_token_id]] * 2)
+    output = model(features, visual, labels=labels)
+    output.loss.backward()
+    assert output.auxiliary_loss > 0 and model.fusion.visual_read.out_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(
+        ValueError,
+        match=r"^fusion_layer must be None \(after the decoder\) or one of the decoder's layers 0\.\.1, got 2$",
+    ):
+        AvurConfig(whisper_config=whisper.config.to_dict(), fusion_layer=2)
+
+
 def test_acoustic_reliability_falls_when_noise_is_added(tiny_corpus):
     """The real offline Whisper (tiny.en), untrained AMF: on clean test targets, then the same in white noise at 0
     and -5 dB SNR, the mean reliability falls at each step, and at -5 dB it is below clean on every clip."""

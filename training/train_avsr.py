@@ -78,6 +78,13 @@ class AvsrArguments:
             "which trains the visual read while the fusion gate is still closed (not in the paper; 0: off)"
         },
     )
+    fusion_layer: int | None = field(
+        default=None,
+        metadata={
+            "help": "inject the visual read after this decoder layer, so later layers can use it (AvurConfig."
+            "fusion_layer; default: after the whole decoder)"
+        },
+    )
     sma_output_norm: bool = field(
         default=False,
         metadata={
@@ -207,6 +214,7 @@ def build_recognition_run(args: AvsrArguments):
         fusion_read=args.fusion_read,
         fusion_auxiliary_weight=args.fusion_auxiliary_weight,
         sma_output_norm=args.sma_output_norm,
+        fusion_layer=args.fusion_layer,
     )
     # the audio-only baseline trains nothing visual: its fusion gate stays closed, so its visual path is a no-op
     for parameter in (
