@@ -182,8 +182,7 @@ def main(argv=None) -> int:
             *(f"| {what} | {cost} |" for what, cost in rows),
             "",
             "The training step here runs Whisper's encoder on the batch; `elegance-train-avsr` caches the frozen "
-            'encoder\'s states by default and skips it (its step times: README, "Audio-visual speech recognition"). '
-            "Times are those of one process on an otherwise idle machine only if nothing else ran beside it.",
+            'encoder\'s states by default and skips it (its step times: README, "Audio-visual speech recognition").',
             "",
         ]
     )

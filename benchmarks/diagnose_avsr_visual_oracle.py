@@ -77,7 +77,13 @@ def main(argv=None) -> int:
     from training.offline_whisper import offline_whisper
     from training.pretraining.lip_reading import phone_vocabulary
     from training.staged_folder import resolve_resume
-    from training.train_avsr import RecognitionCollator, RecognitionRun, recognition_speech, visual_path_optimizer
+    from training.train_avsr import (
+        TRAINING_DEFAULTS,
+        RecognitionCollator,
+        RecognitionRun,
+        recognition_speech,
+        visual_path_optimizer,
+    )
     from training.trainer import GuidanceTrainer
     from training.transcript_embedding_cache import default_cache_dir
     from training.whisper_lora import add_decoder_lora
@@ -113,18 +119,9 @@ def main(argv=None) -> int:
             batch["visual_embeds"] = oracle_embeds(examples, vocabulary, width, frames)
             return batch
 
-    training_args = TrainingArguments(
+    training_args = TrainingArguments(  # elegance-train-avsr's, with the benchmark's steps and checkpoints
+        **{**TRAINING_DEFAULTS, "max_steps": args.max_steps, "save_steps": 50, "save_total_limit": 1},
         output_dir=args.output_dir,
-        max_steps=args.max_steps,
-        learning_rate=5e-4,
-        warmup_steps=50,
-        lr_scheduler_type="cosine",
-        per_device_train_batch_size=8,
-        logging_steps=25,
-        save_steps=50,
-        save_total_limit=1,
-        report_to="none",
-        remove_unused_columns=False,
         disable_tqdm=True,
         seed=args.seed,
     )
@@ -176,7 +173,7 @@ def main(argv=None) -> int:
         "phones": len(phones),
         "wer": {system: word_error_rate(texts, references) for system, texts in transcripts.items()},
         "by_snr": by_snr,
-        "gate": float(model.fusion.gate.detach().tanh().abs().mean()) if hasattr(model.fusion, "gate") else None,
+        "gate": float(model.fusion.gate.detach().tanh().abs().mean()),
     }
     with open(os.path.join(args.output_dir, "oracle-test_noisy.json"), "w") as stream:
         json.dump(result, stream, indent=2)

@@ -477,8 +477,9 @@ class AvurForConditionalGeneration(PreTrainedModel):
         cls, whisper_name_or_path: str, lip_reader: str | None = None, **config_kwargs
     ) -> AvurForConditionalGeneration:
         """The AV model around a Whisper checkpoint (a Hub name or folder): Whisper's weights, new SMA and AMF
-        blocks, the acoustic probe initialised from the fusion layer's cross-attention (the last by default). With ``lip_reader`` (a
-        folder of `elegance-pretrain-lips`), the model owns that lip reader's encoder and reads mouth ROI clips."""
+        blocks, the acoustic probe initialised from the fusion layer's cross-attention (the last by default). With
+        ``lip_reader`` (a folder of `elegance-pretrain-lips`), the model owns that lip reader's encoder and reads mouth
+        ROI clips."""
         from .modeling_lip_reading import LIP_ENCODER_FIELDS, lip_encoder_config_overrides, load_lip_encoder_state_dict
 
         if lip_reader is not None:
@@ -494,8 +495,8 @@ class AvurForConditionalGeneration(PreTrainedModel):
         if lip_reader is not None:
             model.lip_encoder.load_state_dict(load_lip_encoder_state_dict(lip_reader, model.config))
         model.whisper.generation_config = whisper.generation_config
-        last_cross_attention = model.whisper.model.decoder.layers[model.fusion_layer_index].encoder_attn
+        probed_attention = model.whisper.model.decoder.layers[model.fusion_layer_index].encoder_attn
         with torch.no_grad():
-            model.fusion.probe_query.load_state_dict(last_cross_attention.q_proj.state_dict())
-            model.fusion.probe_key.weight.copy_(last_cross_attention.k_proj.weight)
+            model.fusion.probe_query.load_state_dict(probed_attention.q_proj.state_dict())
+            model.fusion.probe_key.weight.copy_(probed_attention.k_proj.weight)
         return model

@@ -43,6 +43,21 @@ from .whisper_state_cache import WhisperStateCache
 # what the model takes pretrained (frozen, but for Whisper's LoRA); the rest of it is the new visual path
 PRETRAINED_PARTS = ("model.whisper.", "model.lip_encoder.")
 
+# elegance-train-avsr's TrainingArguments defaults (the recognition benchmark's schedule and batch)
+TRAINING_DEFAULTS = dict(
+    max_steps=1000,
+    learning_rate=5e-4,
+    warmup_steps=50,
+    lr_scheduler_type="cosine",
+    per_device_train_batch_size=8,
+    logging_steps=25,
+    save_steps=250,
+    save_total_limit=2,
+    report_to="none",
+    remove_unused_columns=False,
+    eval_strategy="no",
+)
+
 SHIPPED_LIP_READER = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained", "lip-reader"
 )
@@ -290,19 +305,7 @@ def train_recognizer(args: AvsrArguments, training_args: TrainingArguments, log=
 
 def main(argv=None) -> int:
     parser = HfArgumentParser((AvsrArguments, TrainingArguments))
-    parser.set_defaults(
-        max_steps=1000,
-        learning_rate=5e-4,
-        warmup_steps=50,
-        lr_scheduler_type="cosine",
-        per_device_train_batch_size=8,
-        logging_steps=25,
-        save_steps=250,
-        save_total_limit=2,
-        report_to="none",
-        remove_unused_columns=False,
-        eval_strategy="no",
-    )
+    parser.set_defaults(**TRAINING_DEFAULTS)
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
     torch.manual_seed(training_args.seed)
     final = train_recognizer(args, training_args)
