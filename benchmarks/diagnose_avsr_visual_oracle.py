@@ -2,7 +2,7 @@
 
     python benchmarks/diagnose_avsr_visual_oracle.py --output_dir outputs/avsr/oracle [--max_steps 300] [--seed 0]
         [--visual_lr_scale 10] [--fusion_auxiliary_weight 1.0] [--fusion_read aligned] [--sma_output_norm]
-        [--fusion_layer 0]
+        [--fusion_layer 0] [--whisper_lora_rank 0]
 
 The benchmark's AV recognisers (`make benchmark-recognition`) transcribe `test_noisy` as well with another clip's
 lips as with their own: the visual path is unused. This trains the same recogniser (SMA + AMF around the frozen
@@ -10,7 +10,11 @@ offline Whisper tiny.en, rank-8 LoRA on its decoder, the benchmark's steps, batc
 stream that cannot be the problem: the **oracle**, a one-hot of the phone the target speaks at each 25-fps video
 frame (from the corpus's `phoneme_timings`), passed as `visual_embeds` instead of the lip reader's embeddings.
 It is then scored greedy on `test_noisy` like the benchmark's runs: with its oracle (`av`), with another clip's
-(`av_other_lips`) and without (`audio_only`), WER per SNR.
+(`av_other_lips`) and without (`audio_only`), WER per SNR. A finer measure comes with it: the teacher-forced
+next-token loss on the same clips with each of the three visual streams, with the gate as trained and with the
+gate forced fully open (tanh = 1), which shows whether the fusion's read carries anything about the clip's own
+phones before it is strong enough to change a transcript. ``--whisper_lora_rank 0`` trains without Whisper's LoRA,
+so that the visual path is the only way to lower the loss.
 
 - If the oracle lowers the WER, the fusion can learn to use a visual stream in this budget, and what the lip reader
   gives it is what fails.
@@ -27,6 +31,7 @@ import json
 import os
 import sys
 from collections import defaultdict
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -49,6 +54,37 @@ def oracle_embeds(examples, vocabulary: dict[str, int], width: int, frames: int)
     return embeds
 
 
+@contextmanager
+def gate_forced_open(model):
+    """The fusion's gate at tanh = 1 inside (the visual read injected at full strength), as trained after."""
+    trained = model.fusion.gate.detach().clone()
+    with torch.no_grad():
+        model.fusion.gate.fill_(20.0)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            model.fusion.gate.copy_(trained)
+
+
+def teacher_forced_losses(model, collator, split, batch_size: int = 8) -> dict[str, dict[str, float]]:
+    """Mean next-token loss over ``split`` (weighted by tokens) with the clip's own oracle, another clip's and none,
+    for the gate as trained and forced open: ``{"trained": {"own": ..., "other": ..., "none": ...}, "open": {...}}``."""
+    model.eval()
+    totals = {gate: defaultdict(float) for gate in ("trained", "open")}
+    tokens = 0
+    for start in range(0, len(split), batch_size):
+        batch = collator([split[index] for index in range(start, min(start + batch_size, len(split)))])
+        own = batch.pop("visual_embeds")
+        count = int((batch["labels"] != -100).sum())
+        tokens += count
+        for gate in totals:
+            with torch.inference_mode(), gate_forced_open(model) if gate == "open" else nullcontext():
+                for system, visual in (("own", own), ("other", own.roll(1, 0)), ("none", None)):
+                    totals[gate][system] += float(model(**batch, visual_embeds=visual).loss) * count
+    return {gate: {system: total / tokens for system, total in row.items()} for gate, row in totals.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "default-noisy"))
@@ -60,6 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fusion_read", default="attention", help="as elegance-train-avsr's")
     parser.add_argument("--sma_output_norm", action="store_true", help="as elegance-train-avsr's")
     parser.add_argument("--fusion_layer", type=int, default=None, help="as elegance-train-avsr's")
+    parser.add_argument("--whisper_lora_rank", type=int, default=8, help="0: no LoRA, Whisper wholly frozen")
     parser.add_argument(
         "--state_cache",
         default=os.path.join(ROOT, "outputs", "avsr", "states"),
@@ -107,7 +144,8 @@ def main(argv=None) -> int:
     )
     for parameter in model.whisper.parameters():
         parameter.requires_grad_(False)
-    add_decoder_lora(model.whisper, 8)
+    if args.whisper_lora_rank > 0:
+        add_decoder_lora(model.whisper, args.whisper_lora_rank)
     processor = AvurProcessor.from_whisper(whisper)
     audio_states = WhisperStateCache(model, processor.feature_extractor, default_cache_dir())
 
@@ -138,6 +176,7 @@ def main(argv=None) -> int:
     model.eval()
     audio_states = WhisperStateCache(model, processor.feature_extractor, args.state_cache, dtype=torch.float32)
     test = load_split(args.data, "test_noisy").select_columns([*columns, "snr_db"])
+    losses = teacher_forced_losses(model, OracleCollator(processor, audio_states), test)
     transcripts, references, snrs = defaultdict(list), [], []
     for start in range(0, len(test), 8):
         examples = [test[index] for index in range(start, min(start + 8, len(test)))]
@@ -174,6 +213,7 @@ def main(argv=None) -> int:
         "wer": {system: word_error_rate(texts, references) for system, texts in transcripts.items()},
         "by_snr": by_snr,
         "gate": float(model.fusion.gate.detach().tanh().abs().mean()),
+        "teacher_forced_loss": losses,
     }
     with open(os.path.join(args.output_dir, "oracle-test_noisy.json"), "w") as stream:
         json.dump(result, stream, indent=2)
@@ -183,6 +223,9 @@ def main(argv=None) -> int:
     for system in transcripts:
         cells = " | ".join(f"{100 * by_snr[snr][system]:.1f}%" for snr in snr_list)
         print(f"| {system} | {100 * result['wer'][system]:.1f}% | {cells} |")
+    print("\nteacher-forced next-token loss (nats), visual stream: own oracle / another clip's / none")
+    for gate, row in losses.items():
+        print(f"  gate {gate}: " + " / ".join(f"{row[system]:.4f}" for system in ("own", "other", "none")))
     return 0
 
 
