@@ -78,10 +78,13 @@ def teacher_forced_losses(model, collator, split, batch_size: int = 8) -> dict[s
         own = batch.pop("visual_embeds")
         count = int((batch["labels"] != -100).sum())
         tokens += count
-        for gate in totals:
-            with torch.inference_mode(), gate_forced_open(model) if gate == "open" else nullcontext():
-                for system, visual in (("own", own), ("other", own.roll(1, 0)), ("none", None)):
-                    totals[gate][system] += float(model(**batch, visual_embeds=visual).loss) * count
+        with torch.inference_mode():
+            audio_only = float(model(**batch, visual_embeds=None).loss) * count  # no visual stream: no gate either
+            for gate in totals:
+                totals[gate]["none"] += audio_only
+                with gate_forced_open(model) if gate == "open" else nullcontext():
+                    for system, visual in (("own", own), ("other", own.roll(1, 0))):
+                        totals[gate][system] += float(model(**batch, visual_embeds=visual).loss) * count
     return {gate: {system: total / tokens for system, total in row.items()} for gate, row in totals.items()}
 
 
