@@ -2,7 +2,7 @@
 
     python benchmarks/diagnose_avsr_visual_oracle.py --output_dir outputs/avsr/oracle [--max_steps 300] [--seed 0]
         [--visual_lr_scale 10] [--fusion_auxiliary_weight 1.0] [--fusion_read aligned] [--sma_output_norm]
-        [--fusion_layer 0] [--whisper_lora_rank 0]
+        [--fusion_layer 0] [--whisper_lora_rank 0] [--sma_layers none]
 
 The benchmark's AV recognisers (`make benchmark-recognition`) transcribe `test_noisy` as well with another clip's
 lips as with their own: the visual path is unused. This trains the same recogniser (SMA + AMF around the frozen
@@ -14,7 +14,8 @@ It is then scored greedy on `test_noisy` like the benchmark's runs: with its ora
 next-token loss on the same clips with each of the three visual streams, with the gate as trained and with the
 gate forced fully open (tanh = 1), which shows whether the fusion's read carries anything about the clip's own
 phones before it is strong enough to change a transcript. ``--whisper_lora_rank 0`` trains without Whisper's LoRA,
-so that the visual path is the only way to lower the loss.
+so that the visual path is the only way to lower the loss. ``--sma_layers none`` leaves out the alignment blocks:
+the one-hot stream then reaches the fusion as it is, with no route by which the visual path can read the audio.
 
 - If the oracle lowers the WER, the fusion can learn to use a visual stream in this budget, and what the lip reader
   gives it is what fails.
@@ -100,6 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sma_output_norm", action="store_true", help="as elegance-train-avsr's")
     parser.add_argument("--fusion_layer", type=int, default=None, help="as elegance-train-avsr's")
     parser.add_argument("--whisper_lora_rank", type=int, default=8, help="0: no LoRA, Whisper wholly frozen")
+    parser.add_argument("--sma_layers", default=None, help="as elegance-train-avsr's ('none': no alignment block)")
     parser.add_argument(
         "--state_cache",
         default=os.path.join(ROOT, "outputs", "avsr", "states"),
@@ -121,6 +123,7 @@ def main(argv=None) -> int:
         TRAINING_DEFAULTS,
         RecognitionCollator,
         RecognitionRun,
+        parse_sma_layers,
         recognition_speech,
         visual_path_optimizer,
     )
@@ -144,6 +147,7 @@ def main(argv=None) -> int:
         fusion_read=args.fusion_read,
         sma_output_norm=args.sma_output_norm,
         fusion_layer=args.fusion_layer,
+        sma_layers=parse_sma_layers(args.sma_layers),
     )
     for parameter in model.whisper.parameters():
         parameter.requires_grad_(False)

@@ -14,7 +14,8 @@ class AvurConfig(PretrainedConfig):
         visual_dim: width of the per-frame visual features the model takes (`visual_embeds`): 128 for the package's
             lip reader, 768 or 1024 for AV-HuBERT's.
         sma_layers: indices of the Whisper encoder layers after which an alignment block is inserted (default: the
-            upper half, as the paper puts them in the *upper* layers).
+            upper half, as the paper puts them in the *upper* layers). ``[]``: no alignment block, the ablation
+            without SMA: the projected visual stream enters the fusion as it is, with no route to the audio states.
         sma_num_heads: attention heads of each alignment block and of the fusion's visual read (must divide
             Whisper's `d_model`).
         sma_ffn_dim: hidden width of each alignment block's feed-forward (default: 2 x `d_model`).
@@ -86,9 +87,10 @@ class AvurConfig(PretrainedConfig):
         self.whisper_config = whisper_config
         layers, width = whisper_config.encoder_layers, whisper_config.d_model
         self.sma_layers = sorted(set(sma_layers)) if sma_layers is not None else list(range(layers // 2, layers))
-        if not self.sma_layers or not all(0 <= index < layers for index in self.sma_layers):
+        if not all(0 <= index < layers for index in self.sma_layers):
             raise ValueError(
-                f"sma_layers must name at least one of the Whisper encoder's layers 0..{layers - 1}, got {sma_layers}"
+                f"sma_layers must name Whisper encoder layers 0..{layers - 1} (or be [] for no alignment block), got "
+                f"{sma_layers}"
             )
         if width % sma_num_heads:
             raise ValueError(f"sma_num_heads ({sma_num_heads}) must divide Whisper's d_model ({width})")

@@ -139,6 +139,29 @@ def test_the_alignment_output_norm_bounds_what_the_audio_adds():
             assert added[1000.0] > 100 * added[1.0]
 
 
+def test_without_alignment_blocks_the_fusion_reads_the_projected_visual_stream(random_whisper, whisper):
+    """``sma_layers=[]``: no alignment block, so the visual stream the fusion reads is the projection of the visual
+    features at Whisper's positions, whatever the audio; the closed gate is still Whisper, and the cached states are
+    the encoder's output alone."""
+    model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=VISUAL_DIM, sma_layers=[]).eval()
+    assert len(model.alignment) == 0
+    features, visual = inputs()
+    ids = decoder_ids(whisper)
+    with torch.no_grad():
+        closed = model(features, visual, decoder_input_ids=ids)
+        assert torch.equal(closed.logits, whisper(input_features=features, decoder_input_ids=ids).logits)
+        assert torch.equal(closed.visual_hidden_states, model.visual_stream(visual))
+        other_audio = model(torch.randn_like(features), visual, decoder_input_ids=ids)
+        assert torch.equal(other_audio.visual_hidden_states, closed.visual_hidden_states)
+        open_gate(model)
+        opened = model(features, visual, decoder_input_ids=ids)
+        states = model.encode_audio(features)
+        assert states.shape == (2, 1, 1500, 16)
+        cached = model(visual_embeds=visual, audio_states=states, decoder_input_ids=ids)
+    assert not torch.allclose(opened.logits, closed.logits)
+    assert torch.equal(cached.logits, opened.logits)
+
+
 def test_alignment_never_sends_gradient_to_the_audio(model, whisper):
     audio = torch.randn(2, 50, 16, requires_grad=True)
     visual = torch.randn(2, 10, 16, requires_grad=True)
@@ -403,7 +426,10 @@ def test_clear_errors(model):
         ValueError, match=r"^visual_embeds has 800 frames; Whisper's window holds 750 frames at 25 fps$"
     ):
         model(features, torch.zeros(2, 800, VISUAL_DIM))
-    with pytest.raises(ValueError, match=r"^sma_layers must name at least one of the Whisper encoder's layers 0\.\.3"):
+    with pytest.raises(
+        ValueError,
+        match=r"^sma_layers must name Whisper encoder layers 0\.\.3 \(or be \[\] for no alignment block\), got \[4\]$",
+    ):
         AvurConfig(whisper_config={"encoder_layers": 4}, sma_layers=[4])
     with pytest.raises(ValueError, match=r"^sma_num_heads \(5\) must divide Whisper's d_model \(64\)$"):
         AvurConfig(whisper_config={"d_model": 64}, sma_num_heads=5)

@@ -63,6 +63,21 @@ SHIPPED_LIP_READER = os.path.join(
 )
 
 
+def parse_sma_layers(text: str | None) -> list[int] | None:
+    """``--sma_layers``: None (the config's default, the upper half), ``"none"`` (``[]``: no alignment block) or
+    comma-separated encoder layer indices."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    try:
+        return [int(index) for index in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--sma_layers must be comma-separated Whisper encoder layer indices (e.g. '2,3') or 'none', got {text!r}"
+        ) from None
+
+
 @dataclass
 class AvsrArguments:
     data: str = field(metadata={"help": "a corpus folder written by elegance-data"})
@@ -73,7 +88,8 @@ class AvsrArguments:
     train_splits: str = field(default="train,train_noisy", metadata={"help": "comma-separated training splits"})
     eval_split: str | None = field(default="validation_noisy", metadata={"help": "'none' for no evaluation split"})
     sma_layers: str | None = field(
-        default=None, metadata={"help": "Whisper encoder layers, e.g. '2,3' (default: upper half)"}
+        default=None,
+        metadata={"help": "Whisper encoder layers, e.g. '2,3' (default: upper half); 'none': no alignment block"},
     )
     modality_dropout: float = field(default=0.3, metadata={"help": "share of training examples without lips"})
     fusion_modulation: str = field(
@@ -219,7 +235,7 @@ def build_recognition_run(args: AvsrArguments):
 
     whisper = args.whisper or offline_whisper()
     lip_reader = args.lip_reader or SHIPPED_LIP_READER
-    sma_layers = None if args.sma_layers is None else [int(index) for index in args.sma_layers.split(",")]
+    sma_layers = parse_sma_layers(args.sma_layers)
     model = AvurForConditionalGeneration.from_whisper(
         whisper,
         lip_reader=lip_reader,
