@@ -11,16 +11,20 @@ about 7 minutes a run on 2 cores). The CMKT paper's open question, the misalignm
 `usev-se-tiny` at one seed: `--cmkt_max_shift` 0, 1, 2 (the default, shared with the main runs) and 4 tokens.
 
 Like bench_quality.py (whose machinery it uses), a finished run is never redone and an interrupted one resumes.
+Each run is claimed by a lock file (``WORKDIR/locks``) while it trains and is scored, so two invocations on the same
+workdir share the plan: each skips the runs the other holds (e.g. a second one-thread lane started later).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from bench_quality import ROOT, mean_std, run
 from bench_report import machine_line, replace_section, write_text_atomically
@@ -41,12 +45,39 @@ def run_name(backbone: str, guidance: str, shift: int, seed: int) -> str:
     return f"{backbone}-{guidance}" + (f"-shift{shift}" if guidance == "cmkt" else "") + f"-s{seed}"
 
 
+@contextmanager
+def claimed(lock_path: str):
+    """True inside if this process holds ``lock_path`` (an exclusive `flock`, released on exit, also when the process
+    dies), False if another invocation holds it."""
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def train_and_evaluate(args, backbone, guidance, shift, seed) -> dict | None:
     name = run_name(backbone, guidance, shift, seed)
     result_path = os.path.join(args.workdir, "results", f"{name}.json")
     if os.path.exists(result_path):
         with open(result_path) as stream:
             return json.load(stream)
+    with claimed(os.path.join(args.workdir, "locks", f"{name}.lock")) as ours:
+        if not ours:
+            print(f"{name}: held by another invocation; skipped here", flush=True)
+            return None
+        if os.path.exists(result_path):  # finished by another invocation since the check above
+            with open(result_path) as stream:
+                return json.load(stream)
+        return _train_and_evaluate(args, name, backbone, guidance, shift, seed, result_path)
+
+
+def _train_and_evaluate(args, name, backbone, guidance, shift, seed, result_path) -> dict | None:
     started, run_dir = time.time(), os.path.join(args.workdir, "runs", name)
     log = os.path.join(args.workdir, "logs", f"{name}.log")
     export = os.path.join(run_dir, "guidance-free")
@@ -156,7 +187,7 @@ def main(argv=None) -> int:
     parser.add_argument("--report_only", action="store_true")
     args = parser.parse_args(argv)
     args.workdir, args.data = os.path.abspath(args.workdir), os.path.abspath(args.data)
-    for folder in ("results", "logs", "evaluations", "runs"):
+    for folder in ("results", "logs", "evaluations", "runs", "locks"):
         os.makedirs(os.path.join(args.workdir, folder), exist_ok=True)
     if args.report_only:
         results = []

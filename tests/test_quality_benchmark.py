@@ -89,6 +89,20 @@ def test_the_cmkt_benchmark_reports_each_metric_by_snr_and_the_shift_sweep():
     assert "| 2 | 8.00 |" in text and "| 4 | 7.50 |" in text
 
 
+def test_two_cmkt_benchmark_lanes_never_take_the_same_run(tmp_path):
+    """bench_noisy.claimed: while one invocation holds a run's lock, another is told so (and skips the run); once it
+    is released, the run can be claimed again."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from bench_noisy import claimed
+
+    lock = str(tmp_path / "usev-se-tiny-none-s0.lock")
+    with claimed(lock) as first:
+        with claimed(lock) as second:
+            assert (first, second) == (True, False)
+    with claimed(lock) as again:
+        assert again
+
+
 def test_the_recognition_benchmark_reports_the_ablation_the_headline_and_the_chain(tmp_path):
     """bench_recognition.report on hand-made evaluations: mean ± std over seeds, the headline at 0 dB against the
     fine-tuned audio-only baseline, and the chain table with a column per talker split that was scored."""
