@@ -2,7 +2,7 @@
 
     python benchmarks/diagnose_avsr_visual_oracle.py --output_dir outputs/avsr/oracle [--max_steps 300] [--seed 0]
         [--visual_lr_scale 10] [--fusion_auxiliary_weight 1.0] [--fusion_read aligned] [--sma_output_norm]
-        [--fusion_layer 0] [--whisper_lora_rank 0] [--sma_layers none [--content_only_read]]
+        [--fusion_layer 0] [--whisper_lora_rank 0] [--sma_layers none] [--batch_centered_read]
 
 The benchmark's AV recognisers (`make benchmark-recognition`) transcribe `test_noisy` as well with another clip's
 lips as with their own: the visual path is unused. This trains the same recogniser (SMA + AMF around the frozen
@@ -16,9 +16,8 @@ gate forced fully open (tanh = 1), which shows whether the fusion's read carries
 phones before it is strong enough to change a transcript. ``--whisper_lora_rank 0`` trains without Whisper's LoRA,
 so that the visual path is the only way to lower the loss. ``--sma_layers none`` leaves out the alignment blocks:
 the one-hot stream then reaches the fusion as it is, with no route by which the visual path can read the audio.
-``--content_only_read`` (with ``--sma_layers none``) makes the fusion inject what it reads from the clip's stream
-minus what it reads from a blank one (``visual_embeds`` of zeros): whatever it would add for every clip alike
-cancels, so only the phones can lower the loss.
+``--batch_centered_read`` makes the fusion inject, for each clip, what it would inject minus the mean over the clips
+of its batch: whatever it adds to every clip alike cancels, so only the clip's own phones can lower the loss.
 
 - If the oracle lowers the WER, the fusion can learn to use a visual stream in this budget, and what the lip reader
   gives it is what fails.
@@ -71,23 +70,24 @@ def gate_forced_open(model):
             model.fusion.gate.copy_(trained)
 
 
-def read_content_only(model) -> None:
-    """Makes ``model.fusion`` inject its read of the clip's visual stream minus its read of a blank stream (the
-    stream of ``visual_embeds`` of zeros: projection bias and positions), and likewise for the open-gate state. Any
-    offset the fusion would add to every clip alike then cancels, and only the content of the stream can lower the
-    loss. Needs a model without alignment blocks (their output would depend on the audio too)."""
-    if len(model.alignment):
-        raise ValueError(
-            "--content_only_read needs --sma_layers none: a blank stream through alignment blocks reads audio"
-        )
+def center_the_fusion_on_the_batch(model) -> None:
+    """Makes ``model.fusion`` inject, for each clip of a batch, what it would inject minus the mean of that over the
+    batch's clips (those that keep their visual stream), and likewise for the open-gate state. Whatever the fusion
+    would add to every clip alike (an output bias, the positions, the mean phone) then cancels exactly, and only
+    what tells a clip's stream from the others' can lower the loss. A diagnostic: a clip's output depends on its
+    batch (8 clips, in training and scoring alike)."""
     fusion, full_read = model.fusion, model.fusion.forward
 
+    def centered(injection, keep):
+        mean = (injection * keep).sum(0, keepdim=True) / keep.sum().clamp_min(1.0)
+        return (injection - mean) * keep
+
     def forward(hidden, audio, visual, visual_keep=None, audio_mask=None, probe_input=None, open_gate=False):
-        blank = model.visual_stream(visual.new_zeros(*visual.shape[:2], model.config.visual_dim))
         fused, reliability, opened = full_read(hidden, audio, visual, visual_keep, audio_mask, probe_input, open_gate)
-        fused_blank, _, opened_blank = full_read(hidden, audio, blank, visual_keep, audio_mask, probe_input, open_gate)
-        opened = None if opened is None else opened - opened_blank + hidden
-        return fused - fused_blank + hidden, reliability, opened
+        keep = torch.ones(hidden.shape[0], 1, 1) if visual_keep is None else visual_keep[:, None, None].float()
+        fused = hidden + centered(fused - hidden, keep)
+        opened = None if opened is None else hidden + centered(opened - hidden, keep)
+        return fused, reliability, opened
 
     fusion.forward = forward
 
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fusion_layer", type=int, default=None, help="as elegance-train-avsr's")
     parser.add_argument("--whisper_lora_rank", type=int, default=8, help="0: no LoRA, Whisper wholly frozen")
     parser.add_argument("--sma_layers", default=None, help="as elegance-train-avsr's ('none': no alignment block)")
-    parser.add_argument("--content_only_read", action="store_true", help="inject read(stream) - read(blank stream)")
+    parser.add_argument("--batch_centered_read", action="store_true", help="inject minus the batch's mean injection")
     parser.add_argument(
         "--state_cache",
         default=os.path.join(ROOT, "outputs", "avsr", "states"),
@@ -178,8 +178,8 @@ def main(argv=None) -> int:
         parameter.requires_grad_(False)
     if args.whisper_lora_rank > 0:
         add_decoder_lora(model.whisper, args.whisper_lora_rank)
-    if args.content_only_read:
-        read_content_only(model)
+    if args.batch_centered_read:
+        center_the_fusion_on_the_batch(model)
     processor = AvurProcessor.from_whisper(whisper)
     audio_states = WhisperStateCache(model, processor.feature_extractor, default_cache_dir())
 

@@ -147,31 +147,35 @@ def test_the_recognition_benchmark_reports_the_ablation_the_headline_and_the_cha
     assert "| extracted by `pretrained/usev-tiny` (with the lips), recognised with the lips | 60.0% | 70.0% |" in text
 
 
-def test_the_content_only_read_cancels_whatever_the_fusion_adds_to_every_clip(random_whisper):
-    """diagnose_avsr_visual_oracle.read_content_only: with the gate open, a blank stream (zeros) injects exactly
-    nothing, so the model is Whisper; a clip's stream injects something; alignment blocks are refused."""
+def test_the_batch_centered_read_cancels_whatever_the_fusion_adds_to_every_clip(random_whisper):
+    """diagnose_avsr_visual_oracle.center_the_fusion_on_the_batch: with the gate open, a batch whose clips share one
+    visual stream gets exactly Whisper's logits (the common injection cancels); different streams change them, and
+    the injections of a batch sum to zero."""
     import torch
     from transformers import WhisperForConditionalGeneration
 
     from modeling_elegance import AvurForConditionalGeneration
 
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-    from diagnose_avsr_visual_oracle import read_content_only
+    from diagnose_avsr_visual_oracle import center_the_fusion_on_the_batch
 
     model = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=8, sma_layers=[]).eval()
-    read_content_only(model)
+    center_the_fusion_on_the_batch(model)
     with torch.no_grad():
         model.fusion.gate.fill_(2.0)
-        model.visual_projection.bias.normal_()
     whisper = WhisperForConditionalGeneration.from_pretrained(random_whisper).eval()
-    features = torch.randn(2, 80, 3000, generator=torch.Generator().manual_seed(0))
-    ids = torch.tensor([[whisper.config.decoder_start_token_id, 200, 300]] * 2)
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(1, 80, 3000, generator=generator).repeat(3, 1, 1)  # one clip's audio, three times
+    ids = torch.tensor([[whisper.config.decoder_start_token_id, 200, 300]] * 3)
+    shared = torch.randn(1, 75, 8, generator=generator).repeat(3, 1, 1)
     with torch.no_grad():
-        blank = model(features, torch.zeros(2, 75, 8), decoder_input_ids=ids).logits
-        clip = model(features, torch.randn(2, 75, 8), decoder_input_ids=ids).logits
         audio_only = whisper(input_features=features, decoder_input_ids=ids).logits
-    torch.testing.assert_close(blank, audio_only, rtol=0, atol=1e-5)
-    assert (clip - audio_only).abs().max() > 1e-3
-    with_blocks = AvurForConditionalGeneration.from_whisper(random_whisper, visual_dim=8)
-    with pytest.raises(ValueError, match=r"^--content_only_read needs --sma_layers none"):
-        read_content_only(with_blocks)
+        same = model(features, shared, decoder_input_ids=ids).logits
+        different = model(features, torch.randn(3, 75, 8, generator=generator), decoder_input_ids=ids)
+    torch.testing.assert_close(same, audio_only, rtol=0, atol=1e-4)
+    assert (different.logits - audio_only).abs().max() > 1e-3
+    hidden, audio, visual = torch.randn(3, 4, 16), torch.randn(3, 150, 16), torch.randn(3, 75, 16)
+    fused, _, _ = model.fusion(hidden, audio, visual)
+    injected = fused - hidden
+    torch.testing.assert_close(injected.sum(0), torch.zeros(4, 16), rtol=0, atol=1e-5)
+    assert injected.abs().max() > 1e-3
