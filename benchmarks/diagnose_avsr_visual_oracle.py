@@ -2,7 +2,7 @@
 
     python benchmarks/diagnose_avsr_visual_oracle.py --output_dir outputs/avsr/oracle [--max_steps 300] [--seed 0]
         [--visual_lr_scale 10] [--fusion_auxiliary_weight 1.0] [--fusion_read aligned] [--sma_output_norm]
-        [--fusion_layer 0] [--whisper_lora_rank 0] [--sma_layers none] [--batch_centered_read]
+        [--fusion_layer 0] [--whisper_lora_rank 0] [--sma_layers none] [--batch_centered_read] [--freeze_probe]
 
 The benchmark's AV recognisers (`make benchmark-recognition`) transcribe `test_noisy` as well with another clip's
 lips as with their own: the visual path is unused. This trains the same recogniser (SMA + AMF around the frozen
@@ -18,6 +18,9 @@ so that the visual path is the only way to lower the loss. ``--sma_layers none``
 the one-hot stream then reaches the fusion as it is, with no route by which the visual path can read the audio.
 ``--batch_centered_read`` makes the fusion inject, for each clip, what it would inject minus the mean over the clips
 of its batch: whatever it adds to every clip alike cancels, so only the clip's own phones can lower the loss.
+``--freeze_probe`` keeps AMF's acoustic probe at what it starts as, Whisper's last cross-attention (five of its six
+heads are tiny.en's alignment heads), so the aligned read pools the phones where Whisper listens, and the
+unreliability that scales the injection stays Whisper's.
 
 - If the oracle lowers the WER, the fusion can learn to use a visual stream in this budget, and what the lip reader
   gives it is what fails.
@@ -127,6 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--whisper_lora_rank", type=int, default=8, help="0: no LoRA, Whisper wholly frozen")
     parser.add_argument("--sma_layers", default=None, help="as elegance-train-avsr's ('none': no alignment block)")
     parser.add_argument("--batch_centered_read", action="store_true", help="inject minus the batch's mean injection")
+    parser.add_argument("--freeze_probe", action="store_true", help="AMF's acoustic probe stays Whisper's attention")
     parser.add_argument(
         "--state_cache",
         default=os.path.join(ROOT, "outputs", "avsr", "states"),
@@ -180,6 +184,9 @@ def main(argv=None) -> int:
         add_decoder_lora(model.whisper, args.whisper_lora_rank)
     if args.batch_centered_read:
         center_the_fusion_on_the_batch(model)
+    if args.freeze_probe:
+        for parameter in (*model.fusion.probe_query.parameters(), *model.fusion.probe_key.parameters()):
+            parameter.requires_grad_(False)
     processor = AvurProcessor.from_whisper(whisper)
     audio_states = WhisperStateCache(model, processor.feature_extractor, default_cache_dir())
 
