@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--whisper_lora_rank", type=int, default=8, help="0: no LoRA, Whisper wholly frozen")
     parser.add_argument("--sma_layers", default=None, help="as elegance-train-avsr's ('none': no alignment block)")
     parser.add_argument("--batch_centered_read", action="store_true", help="inject minus the batch's mean injection")
-    parser.add_argument("--freeze_probe", action="store_true", help="AMF's acoustic probe stays Whisper's attention")
+    parser.add_argument("--freeze_probe", action="store_true", help="as elegance-train-avsr's --freeze_acoustic_probe")
     parser.add_argument(
         "--state_cache",
         default=os.path.join(ROOT, "outputs", "avsr", "states"),
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     if args.batch_centered_read:
         center_the_fusion_on_the_batch(model)
     if args.freeze_probe:
-        for parameter in (*model.fusion.probe_query.parameters(), *model.fusion.probe_key.parameters()):
+        for parameter in model.fusion.probe_parameters():
             parameter.requires_grad_(False)
     processor = AvurProcessor.from_whisper(whisper)
     audio_states = WhisperStateCache(model, processor.feature_extractor, default_cache_dir())

@@ -97,6 +97,11 @@ class AdaptiveModulatedFusion(nn.Module):
             self.visual_read = nn.MultiheadAttention(width, num_heads, batch_first=True)
         self.gate = nn.Parameter(torch.zeros(width))  # tanh(0) = 0: closed at the start
 
+    def probe_parameters(self) -> list[nn.Parameter]:
+        """The acoustic probe's weights (its query and key maps), e.g. to keep them at Whisper's attention in
+        training (``elegance-train-avsr --freeze_acoustic_probe``)."""
+        return [*self.probe_query.parameters(), *self.probe_key.parameters()]
+
     def probe_attention(self, hidden, audio, audio_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
         """The probe's attention ``(batch, heads, tokens, frames)`` over the audio frames and its entropy
         ``(batch, tokens)``, normalised by its maximum and averaged over heads. With ``audio_mask`` ``(batch, frames)``

@@ -607,6 +607,25 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
         verify_release(str(tampered))
 
 
+def test_a_frozen_acoustic_probe_stays_whispers_attention(random_whisper, tiny_corpus_path, tmp_path):
+    """``--freeze_acoustic_probe``: the probe is not trained (the exported probe is the one built from Whisper's last
+    cross-attention), while the rest of the fusion is."""
+    from training.train_avsr import main
+
+    out = str(tmp_path / "run")
+    flags = ["--data", tiny_corpus_path, "--whisper", random_whisper, "--output_dir", out, "--disable_tqdm", "true"]
+    flags += ["--per_device_train_batch_size", "2", "--max_steps", "2", "--eval_split", "none", "--save_steps", "2"]
+    flags += ["--cache_dir", str(tmp_path / "cache"), "--visual_lr_scale", "10", "--fusion_auxiliary_weight", "1.0"]
+    assert main([*flags, "--freeze_acoustic_probe", "true"]) == 0
+    trained = AutoModel.from_pretrained(os.path.join(out, "avsr"))
+    start = AvurForConditionalGeneration.from_whisper(
+        random_whisper, lip_reader=os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained", "lip-reader")
+    )
+    for ours, theirs in zip(trained.fusion.probe_parameters(), start.fusion.probe_parameters()):
+        assert torch.equal(ours, theirs)
+    assert not torch.equal(trained.fusion.gate, start.fusion.gate)
+
+
 def test_the_audio_only_baseline_trains_whispers_decoder_lora_alone(random_whisper, tiny_corpus_path, tmp_path):
     from training.train_avsr import AvsrArguments, RecognitionCollator, main
 

@@ -123,6 +123,13 @@ class AvsrArguments:
             "drown the visual content (AvurConfig.sma_output_norm; not in the paper)"
         },
     )
+    freeze_acoustic_probe: bool = field(
+        default=False,
+        metadata={
+            "help": "keep AMF's acoustic probe at Whisper's cross-attention it starts from (trained, it sharpens "
+            "until the unreliability that scales the visual injection is near 0; docs/results.md)"
+        },
+    )
     whisper_lora_rank: int = field(default=0, metadata={"help": "LoRA rank on Whisper's decoder (0: frozen)"})
     visual_lr_scale: float = field(
         default=1.0,
@@ -252,6 +259,9 @@ def build_recognition_run(args: AvsrArguments):
         model.parameters() if args.audio_only else [*model.whisper.parameters(), *model.lip_encoder.parameters()]
     ):
         parameter.requires_grad_(False)
+    if args.freeze_acoustic_probe:
+        for parameter in model.fusion.probe_parameters():
+            parameter.requires_grad_(False)
     if args.whisper_lora_rank:
         add_decoder_lora(model.whisper, args.whisper_lora_rank)
     processor = AvurProcessor.from_whisper(whisper, lip_roi_size=model.config.lip_roi_size)
