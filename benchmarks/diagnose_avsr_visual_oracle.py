@@ -87,7 +87,8 @@ def center_the_fusion_on_the_batch(model) -> None:
 
     def forward(hidden, audio, visual, visual_keep=None, audio_mask=None, probe_input=None, open_gate=False):
         fused, reliability, opened = full_read(hidden, audio, visual, visual_keep, audio_mask, probe_input, open_gate)
-        keep = torch.ones(hidden.shape[0], 1, 1) if visual_keep is None else visual_keep[:, None, None].float()
+        keep = hidden.new_ones(hidden.shape[0], 1, 1) if visual_keep is None else visual_keep[:, None, None]
+        keep = keep.to(hidden.dtype)
         fused = hidden + centered(fused - hidden, keep)
         opened = None if opened is None else hidden + centered(opened - hidden, keep)
         return fused, reliability, opened
@@ -185,8 +186,7 @@ def main(argv=None) -> int:
     if args.batch_centered_read:
         center_the_fusion_on_the_batch(model)
     if args.freeze_probe:
-        for parameter in model.fusion.probe_parameters():
-            parameter.requires_grad_(False)
+        model.fusion.freeze_probe()
     processor = AvurProcessor.from_whisper(whisper)
     audio_states = WhisperStateCache(model, processor.feature_extractor, default_cache_dir())
 

@@ -98,9 +98,15 @@ class AdaptiveModulatedFusion(nn.Module):
         self.gate = nn.Parameter(torch.zeros(width))  # tanh(0) = 0: closed at the start
 
     def probe_parameters(self) -> list[nn.Parameter]:
-        """The acoustic probe's weights (its query and key maps), e.g. to keep them at Whisper's attention in
-        training (``elegance-train-avsr --freeze_acoustic_probe``)."""
+        """The acoustic probe's weights (its query and key maps)."""
         return [*self.probe_query.parameters(), *self.probe_key.parameters()]
+
+    def freeze_probe(self) -> None:
+        """Keeps the probe at what it starts as, Whisper's cross-attention, in training (``elegance-train-avsr
+        --freeze_acoustic_probe``): trained with the fusion, it sharpens until the unreliability that scales the
+        visual injection is near 0 (docs/results.md)."""
+        for parameter in self.probe_parameters():
+            parameter.requires_grad_(False)
 
     def probe_attention(self, hidden, audio, audio_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
         """The probe's attention ``(batch, heads, tokens, frames)`` over the audio frames and its entropy

@@ -607,6 +607,18 @@ def test_elegance_train_avsr_trains_the_new_blocks_resumes_and_writes_a_loadable
         verify_release(str(tampered))
 
 
+def test_sma_layers_flag_names_layers_or_none():
+    from training.train_avsr import parse_sma_layers
+
+    assert parse_sma_layers(None) is None and parse_sma_layers("none") == [] and parse_sma_layers("2,3") == [2, 3]
+    with pytest.raises(
+        ValueError,
+        match=r"^--sma_layers must be comma-separated Whisper encoder layer indices \(e\.g\. '2,3'\) or 'none', "
+        r"got 'upper'$",
+    ):
+        parse_sma_layers("upper")
+
+
 def test_a_frozen_acoustic_probe_stays_whispers_attention(random_whisper, tiny_corpus_path, tmp_path):
     """``--freeze_acoustic_probe``: the probe is not trained (the exported probe is the one built from Whisper's last
     cross-attention), while the rest of the fusion is."""

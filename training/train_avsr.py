@@ -260,8 +260,7 @@ def build_recognition_run(args: AvsrArguments):
     ):
         parameter.requires_grad_(False)
     if args.freeze_acoustic_probe:
-        for parameter in model.fusion.probe_parameters():
-            parameter.requires_grad_(False)
+        model.fusion.freeze_probe()
     if args.whisper_lora_rank:
         add_decoder_lora(model.whisper, args.whisper_lora_rank)
     processor = AvurProcessor.from_whisper(whisper, lip_roi_size=model.config.lip_roi_size)
