@@ -9,11 +9,17 @@ steps, batch and schedule, around the frozen offline Whisper tiny.en with rank-8
 - ``audio``: the LoRA alone, on the audio (``--audio_only``): Whisper fine-tuned with the same budget;
 - ``sma``: the LoRA, plus the lips through the alignment blocks and a plain gated cross-attention in the decoder
   (``--fusion_modulation none``);
-- ``amf``: the same with AMF, the injection scaled by the token's acoustic unreliability (the default).
-Each is scored on `test_noisy` (3 noise types x 5 SNRs, 150 clips) by `elegance-evaluate`, greedy. On the ``amf``
-runs of ``--vur_seeds``, stage 2 (`elegance-train-vur`, the offline MiniLM as the rescorer) is trained on the N-best
-lists of `train_noisy` and scored with ``--vur`` (N-best rescored, beside the beam's own first choice). The ``amf``
-run of ``--chain_seed`` is also scored on the talker mixtures of `test` with ``--extractor pretrained/usev-tiny``:
+- ``amf``: the same with AMF, the injection scaled by the token's acoustic unreliability (the default): the
+  paper's layout;
+- ``lips``: the lip-reading recipe, the fusion that measurably reads the lips (docs/results.md): no alignment
+  block (``--sma_layers none``), the lips read where Whisper listens (``--fusion_read aligned``), AMF's acoustic
+  probe kept as Whisper's (``--freeze_acoustic_probe``), the open-gate loss and a faster visual path;
+- ``lips-frozen-whisper``: the same with Whisper wholly frozen (no LoRA), so that only the lips can lower the loss.
+``--kinds`` chooses which of them train (all by default); the tables show every kind that has results.
+Each is scored on `test_noisy` (3 noise types x 5 SNRs, 150 clips) by `elegance-evaluate`, greedy. On the runs of
+``--recogniser_kind`` (``amf`` by default) of ``--vur_seeds``, stage 2 (`elegance-train-vur`, the offline MiniLM as the rescorer) is trained on the N-best
+lists of `train_noisy` and scored with ``--vur`` (N-best rescored, beside the beam's own first choice). The same
+kind's run of ``--chain_seed`` is also scored on the talker mixtures of `test` with ``--extractor pretrained/usev-tiny``:
 the target's words from a two-talker mixture, by extraction then recognition, against recognition of the mixture.
 
 A finished step is never redone (its JSON exists), an interrupted run resumes from its checkpoint; ``--report_only``
@@ -32,14 +38,36 @@ from concurrent.futures import ThreadPoolExecutor
 from bench_quality import ROOT, mean_std, run
 from bench_report import machine_line, replace_section
 
-KINDS = {
+LIP_READING_RECIPE = [
+    *("--sma_layers", "none", "--fusion_read", "aligned", "--freeze_acoustic_probe", "true"),
+    *("--fusion_auxiliary_weight", "1", "--visual_lr_scale", "10"),
+]
+KINDS = {  # each kind's flags, after the common ones (a repeated flag takes the kind's value)
     "audio": ["--audio_only"],
     "sma": ["--fusion_modulation", "none"],
     "amf": [],
+    "lips": LIP_READING_RECIPE,
+    "lips-frozen-whisper": [*LIP_READING_RECIPE, "--whisper_lora_rank", "0"],
 }
-LABELS = {"audio": "audio-only Whisper, fine-tuned (LoRA)", "sma": "SMA (+ lips, plain gate)", "amf": "SMA + AMF"}
+LABELS = {
+    "audio": "audio-only Whisper, fine-tuned (LoRA)",
+    "sma": "SMA (+ lips, plain gate)",
+    "amf": "SMA + AMF",
+    "lips": "AMF, lip-reading recipe (no SMA, aligned read, frozen probe)",
+    "lips-frozen-whisper": "AMF, lip-reading recipe, Whisper frozen (no LoRA)",
+}
+AV_KINDS = [kind for kind in KINDS if kind != "audio"]
 LORA_RANK = "8"
 CHAIN_SPLITS = ("test", "test_impaired")  # of the talker corpus: clean lips, then impaired ones
+
+
+def parse_kinds(text: str) -> list[str]:
+    """``--kinds``: comma-separated names of KINDS, in KINDS' order."""
+    kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise SystemExit(f"--kinds takes comma-separated names among {', '.join(KINDS)}; got {text!r}")
+    return [kind for kind in KINDS if kind in kinds]
 
 
 def run_name(kind: str, seed: int) -> str:
@@ -86,10 +114,10 @@ def stage_one(args, kind: str, seed: int) -> bool:
 
 
 def stage_two(args, seed: int) -> bool:
-    """VUR on the ``amf`` run of ``seed``: train the rescorer, score the N-best rescored."""
-    name = f"vur-s{seed}"
+    """VUR on the ``--recogniser_kind`` run of ``seed``: train the rescorer, score the N-best rescored."""
+    name = f"vur-{args.recogniser_kind}-s{seed}"
     folder, evaluation, log = paths(args, name)
-    recognizer = os.path.join(paths(args, run_name("amf", seed))[0], "avsr")
+    recognizer = os.path.join(paths(args, run_name(args.recogniser_kind, seed))[0], "avsr")
     train = ["--recognizer", recognizer, "--data", args.data, "--output_dir", folder, "--seed", str(seed)]
     train += ["--max_examples", str(args.vur_examples), "--disable_tqdm", "true"]
     train += ["--max_steps", str(args.vur_steps), "--resume_from_checkpoint", "last"]
@@ -103,11 +131,11 @@ def stage_two(args, seed: int) -> bool:
 
 
 def chain(args, seed: int) -> bool:
-    """The ``amf`` recogniser of ``seed`` on two-talker mixtures, with and without extraction first, on each of
+    """The ``--recogniser_kind`` recogniser of ``seed`` on two-talker mixtures, with and without extraction first, on each of
     ``CHAIN_SPLITS`` (`test_impaired`: the same task with the target's lips impaired)."""
-    name = f"chain-s{seed}"
+    name = f"chain-{args.recogniser_kind}-s{seed}"
     _, _, log = paths(args, name)
-    recognizer = os.path.join(paths(args, run_name("amf", seed))[0], "avsr")
+    recognizer = os.path.join(paths(args, run_name(args.recogniser_kind, seed))[0], "avsr")
     steps = []
     for split in CHAIN_SPLITS:
         score = ["--model", recognizer, "--extractor", args.extractor, "--data", args.talker_data, "--splits", split]
@@ -123,7 +151,7 @@ def chain(args, seed: int) -> bool:
 
 
 def chain_path(args, seed: int, split: str) -> str:
-    return os.path.join(args.workdir, f"chain-s{seed}-{split}.json")
+    return os.path.join(args.workdir, f"chain-{args.recogniser_kind}-s{seed}-{split}.json")
 
 
 def load(path: str | None, split: str = "test_noisy") -> dict | None:
@@ -144,13 +172,13 @@ def report(args) -> str:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     runs = {kind: [load(paths(args, run_name(kind, seed))[1]) for seed in seeds] for kind in KINDS}
     runs = {kind: [summary for summary in summaries if summary] for kind, summaries in runs.items()}
-    vur = [s for s in (load(paths(args, f"vur-s{seed}")[1]) for seed in args.vur_seeds.split(",") if seed) if s]
+    vur = [s for s in (load(paths(args, f"vur-{args.recogniser_kind}-s{seed}")[1]) for seed in args.vur_seeds.split(",") if seed) if s]
     zero_shot = load(args.zero_shot)
     rows = []  # (label, runs, summaries, system)
     if zero_shot:
         rows.append(("audio-only Whisper, zero-shot", [zero_shot], "audio_only"))
     rows += [(LABELS["audio"], runs["audio"], "audio_only")]
-    for kind in ("sma", "amf"):
+    for kind in AV_KINDS:
         rows += [
             (LABELS[kind], runs[kind], "av"),
             (
@@ -162,17 +190,19 @@ def report(args) -> str:
         ]
     if vur:
         rows += [
-            ("SMA + AMF, beam 5 (stage 1 alone)", vur, "av_beam"),
-            ("SMA + AMF + VUR (N-best rescored)", vur, "av_vur"),
+            (f"{LABELS[args.recogniser_kind]}, beam 5 (stage 1 alone)", vur, "av_beam"),
+            (f"{LABELS[args.recogniser_kind]} + VUR (N-best rescored)", vur, "av_vur"),
         ]
     snrs = sorted({snr for _, summaries, _ in rows for s in summaries for snr in s.get("by_snr", {})}, key=float)
     lines = [
         "# Recognition in noise: the AVUR-LLM ablation",
         "",
-        f"Command (in `benchmarks/`): `python bench_recognition.py --max_steps {args.max_steps} --seeds {args.seeds}` "
+        f"Command (in `benchmarks/`): `python bench_recognition.py --max_steps {args.max_steps} --seeds {args.seeds}"
+        + (f" --recogniser_kind {args.recogniser_kind}" if args.recogniser_kind != "amf" else "")
+        + "` "
         f"({machine_line()}); `elegance-train-avsr` on `train_noisy` of `{os.path.relpath(args.data, ROOT)}` "
         f"({args.max_steps} steps of 8 clips, learning rate 5e-4 with 50 warm-up steps and cosine decay, rank-8 LoRA "
-        "on Whisper tiny.en's decoder in every run), scored greedy on `test_noisy` (150 clips: 3 noise types x 5 "
+        "on Whisper tiny.en's decoder in every run but the one that says Whisper is frozen), scored greedy on `test_noisy` (150 clips: 3 noise types x 5 "
         "SNRs, 30 clips per SNR). WER in %, mean ± standard deviation over the seeds that finished (their number in "
         "the `runs` column).",
         "",
@@ -184,7 +214,7 @@ def report(args) -> str:
             overall = cell([s["wer"][system] for s in summaries])
             by_snr = [cell([s["by_snr"][snr][system] for s in summaries if snr in s["by_snr"]]) for snr in snrs]
             lines.append(f"| {label} | {len(summaries)} | {overall} | " + " | ".join(by_snr) + " |")
-    clean = [s["wer"]["clean"] for kind in ("sma", "amf") for s in runs[kind]]
+    clean = [s["wer"]["clean"] for kind in AV_KINDS for s in runs[kind]]
     if clean:
         lines += ["", f"The AV models on the clean targets (with lips), the floor: {cell(clean)}% WER."]
     baseline = [s["by_snr"]["0"]["audio_only"] for s in runs["audio"] if "0" in s["by_snr"]]
@@ -213,7 +243,8 @@ def report(args) -> str:
         lines += [
             "",
             f"The target's words from two-talker mixtures (`{os.path.relpath(args.talker_data, ROOT)}`, the first "
-            f"mixtures of each split, their number in brackets; the SMA + AMF recogniser of seed {args.chain_seed}, "
+            f"mixtures of each split, their number in brackets; the recogniser "
+            f"{LABELS[args.recogniser_kind]} of seed {args.chain_seed}, "
             "greedy). On `test_impaired` a run of 0 to 100% of the target's lip frames is blanked, occluded or "
             "low-resolution, for the extractor and the recogniser alike:",
             "",
@@ -242,6 +273,13 @@ def main(argv=None) -> int:
         default=os.path.join(ROOT, "outputs", "avsr", "states"),
         help="where the evaluations keep the frozen Whisper's encoder states (float32, shared by every run)",
     )
+    parser.add_argument("--kinds", default=",".join(KINDS), help=f"the stage-1 runs to train, among {', '.join(KINDS)}")
+    parser.add_argument(
+        "--recogniser_kind",
+        default="amf",
+        choices=list(KINDS)[1:],
+        help="the AV kind whose runs VUR rescores and the two-talker chain recognises with",
+    )
     parser.add_argument("--max_steps", type=int, default=300)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--vur_seeds", default="0")
@@ -255,11 +293,13 @@ def main(argv=None) -> int:
     started = time.time()
     if not args.report_only:
         seeds = [int(seed) for seed in args.seeds.split(",")]
+        kinds = parse_kinds(args.kinds)
         with ThreadPoolExecutor(args.jobs) as pool:  # seed by seed, so an interrupted benchmark has whole seeds
-            list(pool.map(lambda job: stage_one(args, *job), [(kind, seed) for seed in seeds for kind in KINDS]))
-            later = [pool.submit(stage_two, args, int(seed)) for seed in args.vur_seeds.split(",") if seed]
-            later.append(pool.submit(chain, args, args.chain_seed))
-            [future.result() for future in later]
+            list(pool.map(lambda job: stage_one(args, *job), [(kind, seed) for seed in seeds for kind in kinds]))
+            if args.recogniser_kind in kinds:  # stage 2 and the chain build on its stage-1 runs
+                later = [pool.submit(stage_two, args, int(seed)) for seed in args.vur_seeds.split(",") if seed]
+                later.append(pool.submit(chain, args, args.chain_seed))
+                [future.result() for future in later]
     text = report(args)
     replace_section(args.out, text.splitlines()[0], text, level=1)  # its own part of docs/results.md
     print(f"{args.out} written ({time.time() - started:.0f} s)")

@@ -123,9 +123,10 @@ def test_the_recognition_benchmark_reports_the_ablation_the_headline_and_the_cha
     write("audio-s0-test_noisy", "test_noisy", noisy(0.5, 0.5))
     write("audio-s1-test_noisy", "test_noisy", noisy(0.7, 0.7))
     write("amf-s0-test_noisy", "test_noisy", noisy(0.3, 0.6))
+    write("lips-s1-test_noisy", "test_noisy", {**noisy(0.4, 0.6), "wer": {**noisy(0.4, 0.6)["wer"], "av_other_lips": 0.8}})
     chain = {"av": 0.9, "audio_only": 0.95, "extracted": 0.6, "clean": 0.25}
-    write("chain-s0-test", "test", {"examples": 100, "wer": chain})
-    write("chain-s0-test_impaired", "test_impaired", {"examples": 100, "wer": {**chain, "extracted": 0.7}})
+    write("chain-amf-s0-test", "test", {"examples": 100, "wer": chain})
+    write("chain-amf-s0-test_impaired", "test_impaired", {"examples": 100, "wer": {**chain, "extracted": 0.7}})
     args = argparse.Namespace(
         seeds="0,1",
         workdir=str(tmp_path),
@@ -137,14 +138,27 @@ def test_the_recognition_benchmark_reports_the_ablation_the_headline_and_the_cha
         extractor=os.path.join(REPO, "pretrained", "usev-tiny"),
         chain_seed=0,
         chain_examples=100,
+        recogniser_kind="amf",
     )
     text = report(args)
     assert text.startswith("# Recognition in noise: the AVUR-LLM ablation\n")
     assert "| audio-only Whisper, fine-tuned (LoRA) | 2 | 60.0 ± 14.1 | 60.0 ± 14.1 |" in text
     assert "| SMA + AMF | 1 | 30.0 | 30.0 |" in text and "| SMA + AMF, its lips withheld | 1 | 60.0 | 60.0 |" in text
     assert "- SMA + AMF: +50.0%" in text  # 30% against the baseline's 60% at 0 dB
+    recipe = "AMF, lip-reading recipe (no SMA, aligned read, frozen probe)"
+    assert f"| {recipe} | 1 | 40.0 | 40.0 |" in text and f"| {recipe}, another clip's lips | 1 | 80.0 | 40.0 |" in text
+    assert "lip-reading recipe, Whisper frozen" not in text  # a kind without results has no rows
     assert "| input to the recogniser | WER, `test` (100) | WER, `test_impaired` (100) |" in text
     assert "| extracted by `pretrained/usev-tiny` (with the lips), recognised with the lips | 60.0% | 70.0% |" in text
+
+
+def test_the_recognition_benchmark_names_its_kinds_in_order_and_refuses_unknown_ones():
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from bench_recognition import parse_kinds
+
+    assert parse_kinds("lips, audio") == ["audio", "lips"]
+    with pytest.raises(SystemExit, match=r"--kinds takes comma-separated names among audio, sma, amf, lips, "):
+        parse_kinds("audio,lipz")
 
 
 def test_the_batch_centered_read_cancels_whatever_the_fusion_adds_to_every_clip(random_whisper):
