@@ -14,7 +14,12 @@ steps, batch and schedule, around the frozen offline Whisper tiny.en with rank-8
 - ``lips``: the lip-reading recipe, the fusion that measurably reads the lips (docs/results.md): no alignment
   block (``--sma_layers none``), the lips read where Whisper listens (``--fusion_read aligned``), AMF's acoustic
   probe kept as Whisper's (``--freeze_acoustic_probe``), the open-gate loss and a faster visual path;
-- ``lips-frozen-whisper``: the same with Whisper wholly frozen (no LoRA), so that only the lips can lower the loss.
+- ``lips-frozen-whisper``: the same with Whisper wholly frozen (no LoRA), so that only the lips can lower the loss;
+- ``lips-on-audio``: the lip-reading recipe trained on top of the ``audio`` run of the same seed (``--whisper`` its
+  folder: Whisper with the baseline's LoRA merged, frozen), for ``--max_steps`` more steps: the LoRA adapts to the
+  corpus first, then only the lips can lower the loss further. Trained with LoRA alongside, the visual path learns
+  the same content-independent adaptation as the LoRA and the lips stop mattering (docs/results.md);
+- ``audio-long``: the ``audio`` baseline for twice ``--max_steps``, the budget of ``lips-on-audio``'s two stages.
 ``--kinds`` chooses which of them train (all by default); the tables show every kind that has results.
 Each is scored on `test_noisy` (3 noise types x 5 SNRs, 150 clips) by `elegance-evaluate`, greedy. On the runs of
 ``--recogniser_kind`` (``amf`` by default) of ``--vur_seeds``, stage 2 (`elegance-train-vur`, the offline MiniLM as the rescorer) is trained on the N-best
@@ -48,15 +53,20 @@ KINDS = {  # each kind's flags, after the common ones (a repeated flag takes the
     "amf": [],
     "lips": LIP_READING_RECIPE,
     "lips-frozen-whisper": [*LIP_READING_RECIPE, "--whisper_lora_rank", "0"],
+    "lips-on-audio": [*LIP_READING_RECIPE, "--whisper_lora_rank", "0"],  # + --whisper: the seed's audio run
+    "audio-long": ["--audio_only"],  # + --max_steps: twice the others'
 }
+BUILT_ON = {"lips-on-audio": "audio"}  # kinds that start from another kind's run of the same seed
 LABELS = {
     "audio": "audio-only Whisper, fine-tuned (LoRA)",
     "sma": "SMA (+ lips, plain gate)",
     "amf": "SMA + AMF",
     "lips": "AMF, lip-reading recipe (no SMA, aligned read, frozen probe)",
     "lips-frozen-whisper": "AMF, lip-reading recipe, Whisper frozen (no LoRA)",
+    "lips-on-audio": "fine-tuned audio-only Whisper, then the lip-reading recipe on top (two stages)",
+    "audio-long": "audio-only Whisper, fine-tuned (LoRA), twice the steps",
 }
-AV_KINDS = [kind for kind in KINDS if kind != "audio"]
+AV_KINDS = [kind for kind in KINDS if not kind.startswith("audio")]
 LORA_RANK = "8"
 CHAIN_SPLITS = ("test", "test_impaired")  # of the talker corpus: clean lips, then impaired ones
 
@@ -107,10 +117,24 @@ def stage_one(args, kind: str, seed: int) -> bool:
     score = ["--model", os.path.join(folder, "avsr"), "--data", args.data, "--splits", "test_noisy"]
     score += ["--audio_state_cache", args.state_cache, "--lips_control", "--out", evaluation]
     steps = [
-        (os.path.join(folder, "avsr", "model.safetensors"), "training.train_avsr", train + KINDS[kind]),
+        (
+            os.path.join(folder, "avsr", "model.safetensors"),
+            "training.train_avsr",
+            train + kind_flags(args, kind, seed),
+        ),
         (evaluation, "training.evaluation.cli", score),
     ]
     return run_missing(name, log, steps)
+
+
+def kind_flags(args, kind: str, seed: int) -> list[str]:
+    """What ``kind`` adds to the common flags (a repeated flag takes the kind's value)."""
+    flags = list(KINDS[kind])
+    if kind in BUILT_ON:
+        flags += ["--whisper", os.path.join(paths(args, run_name(BUILT_ON[kind], seed))[0], "avsr")]
+    if kind == "audio-long":
+        flags += ["--max_steps", str(2 * args.max_steps)]
+    return flags
 
 
 def stage_two(args, seed: int) -> bool:
@@ -172,12 +196,18 @@ def report(args) -> str:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     runs = {kind: [load(paths(args, run_name(kind, seed))[1]) for seed in seeds] for kind in KINDS}
     runs = {kind: [summary for summary in summaries if summary] for kind, summaries in runs.items()}
-    vur = [s for s in (load(paths(args, f"vur-{args.recogniser_kind}-s{seed}")[1]) for seed in args.vur_seeds.split(",") if seed) if s]
+    vur = [
+        s
+        for s in (
+            load(paths(args, f"vur-{args.recogniser_kind}-s{seed}")[1]) for seed in args.vur_seeds.split(",") if seed
+        )
+        if s
+    ]
     zero_shot = load(args.zero_shot)
     rows = []  # (label, runs, summaries, system)
     if zero_shot:
         rows.append(("audio-only Whisper, zero-shot", [zero_shot], "audio_only"))
-    rows += [(LABELS["audio"], runs["audio"], "audio_only")]
+    rows += [(LABELS[kind], runs[kind], "audio_only") for kind in ("audio", "audio-long")]
     for kind in AV_KINDS:
         rows += [
             (LABELS[kind], runs[kind], "av"),
@@ -230,6 +260,13 @@ def report(args) -> str:
             values = [s["by_snr"]["0"][system] for s in summaries if "0" in s["by_snr"]]
             if values and system != "audio_only":
                 lines.append(f"- {label}: {100 * (1 - mean_std(values)[0] / base):+.1f}%")
+        longer = [s["by_snr"]["0"]["audio_only"] for s in runs["audio-long"] if "0" in s["by_snr"]]
+        two_stage = [s["by_snr"]["0"]["av"] for s in runs["lips-on-audio"] if "0" in s["by_snr"]]
+        if longer and two_stage:
+            lines.append(
+                f"- {LABELS['lips-on-audio']}, against the baseline of the same budget ({LABELS['audio-long']}, "
+                f"{100 * mean_std(longer)[0]:.1f}% WER): {100 * (1 - mean_std(two_stage)[0] / mean_std(longer)[0]):+.1f}%"
+            )
     chained = {split: load(chain_path(args, args.chain_seed, split), split) for split in CHAIN_SPLITS}
     chained = {split: summary for split, summary in chained.items() if summary}
     if chained:
@@ -295,7 +332,10 @@ def main(argv=None) -> int:
         seeds = [int(seed) for seed in args.seeds.split(",")]
         kinds = parse_kinds(args.kinds)
         with ThreadPoolExecutor(args.jobs) as pool:  # seed by seed, so an interrupted benchmark has whole seeds
-            list(pool.map(lambda job: stage_one(args, *job), [(kind, seed) for seed in seeds for kind in kinds]))
+            first = [(kind, seed) for seed in seeds for kind in kinds if kind not in BUILT_ON]
+            list(pool.map(lambda job: stage_one(args, *job), first))
+            then = [(kind, seed) for seed in seeds for kind in kinds if kind in BUILT_ON]  # on a run of `first`
+            list(pool.map(lambda job: stage_one(args, *job), then))
             if args.recogniser_kind in kinds:  # stage 2 and the chain build on its stage-1 runs
                 later = [pool.submit(stage_two, args, int(seed)) for seed in args.vur_seeds.split(",") if seed]
                 later.append(pool.submit(chain, args, args.chain_seed))

@@ -638,8 +638,10 @@ def test_a_frozen_acoustic_probe_stays_whispers_attention(random_whisper, tiny_c
     assert not torch.equal(trained.fusion.gate, start.fusion.gate)
 
 
-def test_the_audio_only_baseline_trains_whispers_decoder_lora_alone(random_whisper, tiny_corpus_path, tmp_path):
-    from training.train_avsr import AvsrArguments, RecognitionCollator, main
+def test_the_audio_only_baseline_trains_whispers_decoder_lora_alone_and_the_lips_train_on_top(
+    random_whisper, tiny_corpus_path, tmp_path
+):
+    from training.train_avsr import AvsrArguments, RecognitionCollator, build_recognition_run, main
 
     out = str(tmp_path / "run")
     flags = ["--data", tiny_corpus_path, "--whisper", random_whisper, "--output_dir", out, "--disable_tqdm", "true"]
@@ -655,6 +657,16 @@ def test_the_audio_only_baseline_trains_whispers_decoder_lora_alone(random_whisp
     with pytest.raises(ValueError, match=r"^--audio_only trains Whisper's decoder LoRA and nothing else: give it"):
         AvsrArguments(data=tiny_corpus_path, audio_only=True)
     assert RecognitionCollator(None, lips=False).lips is False
+    # the lips trained on top of it: --whisper names the baseline's folder, whose Whisper (LoRA merged) the new run takes
+    on_top, processor, _, _ = build_recognition_run(
+        AvsrArguments(data=tiny_corpus_path, whisper=os.path.join(out, "avsr"), eval_split="none", sma_layers="none")
+    )
+    for name, weight in trained.whisper.state_dict().items():
+        assert torch.equal(on_top.model.whisper.state_dict()[name], weight), name
+    assert on_top.model.config.sma_layers == [] and torch.equal(on_top.model.fusion.gate, trained.fusion.gate)
+    assert (
+        processor.tokenizer.decode(processor.tokenizer(" the lips").input_ids, skip_special_tokens=True) == " the lips"
+    )
 
 
 def test_the_visual_path_can_learn_faster_than_whispers_lora(random_whisper, tiny_corpus_path):

@@ -123,7 +123,11 @@ def test_the_recognition_benchmark_reports_the_ablation_the_headline_and_the_cha
     write("audio-s0-test_noisy", "test_noisy", noisy(0.5, 0.5))
     write("audio-s1-test_noisy", "test_noisy", noisy(0.7, 0.7))
     write("amf-s0-test_noisy", "test_noisy", noisy(0.3, 0.6))
-    write("lips-s1-test_noisy", "test_noisy", {**noisy(0.4, 0.6), "wer": {**noisy(0.4, 0.6)["wer"], "av_other_lips": 0.8}})
+    write("audio-long-s0-test_noisy", "test_noisy", noisy(0.4, 0.4))
+    write("lips-on-audio-s0-test_noisy", "test_noisy", noisy(0.2, 0.4))
+    write(
+        "lips-s1-test_noisy", "test_noisy", {**noisy(0.4, 0.6), "wer": {**noisy(0.4, 0.6)["wer"], "av_other_lips": 0.8}}
+    )
     chain = {"av": 0.9, "audio_only": 0.95, "extracted": 0.6, "clean": 0.25}
     write("chain-amf-s0-test", "test", {"examples": 100, "wer": chain})
     write("chain-amf-s0-test_impaired", "test_impaired", {"examples": 100, "wer": {**chain, "extracted": 0.7}})
@@ -148,17 +152,32 @@ def test_the_recognition_benchmark_reports_the_ablation_the_headline_and_the_cha
     recipe = "AMF, lip-reading recipe (no SMA, aligned read, frozen probe)"
     assert f"| {recipe} | 1 | 40.0 | 40.0 |" in text and f"| {recipe}, another clip's lips | 1 | 80.0 | 40.0 |" in text
     assert "lip-reading recipe, Whisper frozen" not in text  # a kind without results has no rows
+    assert "| audio-only Whisper, fine-tuned (LoRA), twice the steps | 1 | 40.0 | 40.0 |" in text
+    two_stage = "fine-tuned audio-only Whisper, then the lip-reading recipe on top (two stages)"
+    assert f"- {two_stage}: +66.7%" in text  # 20% against the audio baseline's 60%
+    assert (
+        f"- {two_stage}, against the baseline of the same budget (audio-only Whisper, fine-tuned (LoRA), "
+        "twice the steps, 40.0% WER): +50.0%" in text
+    )
     assert "| input to the recogniser | WER, `test` (100) | WER, `test_impaired` (100) |" in text
     assert "| extracted by `pretrained/usev-tiny` (with the lips), recognised with the lips | 60.0% | 70.0% |" in text
 
 
-def test_the_recognition_benchmark_names_its_kinds_in_order_and_refuses_unknown_ones():
+def test_the_recognition_benchmark_names_its_kinds_in_order_and_the_flags_each_adds():
+    """parse_kinds, and what each kind adds: the two-stage kind names the audio run of its seed as its Whisper."""
+    import argparse
+
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-    from bench_recognition import parse_kinds
+    from bench_recognition import kind_flags, parse_kinds
 
     assert parse_kinds("lips, audio") == ["audio", "lips"]
     with pytest.raises(SystemExit, match=r"--kinds takes comma-separated names among audio, sma, amf, lips, "):
         parse_kinds("audio,lipz")
+    args = argparse.Namespace(workdir="work", max_steps=300)
+    on_audio = kind_flags(args, "lips-on-audio", 2)
+    assert on_audio[-2:] == ["--whisper", os.path.join("work", "audio-s2", "avsr")]
+    assert on_audio[on_audio.index("--whisper_lora_rank") + 1] == "0" and "--freeze_acoustic_probe" in on_audio
+    assert kind_flags(args, "audio-long", 0) == ["--audio_only", "--max_steps", "600"]
 
 
 def test_the_batch_centered_read_cancels_whatever_the_fusion_adds_to_every_clip(random_whisper):

@@ -20,8 +20,11 @@ written to ``OUTPUT_DIR/avsr``, whole or not at all (`AutoModel.from_pretrained`
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -29,7 +32,7 @@ from torch import nn
 from transformers import HfArgumentParser, TrainingArguments
 
 from hub_cards import render_recognition_card
-from modeling_elegance import AvurForConditionalGeneration
+from modeling_elegance import AvurConfig, AvurForConditionalGeneration
 from processing import AvurProcessor
 
 from .data import load_split
@@ -81,7 +84,13 @@ def parse_sma_layers(text: str | None) -> list[int] | None:
 @dataclass
 class AvsrArguments:
     data: str = field(metadata={"help": "a corpus folder written by elegance-data"})
-    whisper: str | None = field(default=None, metadata={"help": "Whisper name or folder (default: offline tiny.en)"})
+    whisper: str | None = field(
+        default=None,
+        metadata={
+            "help": "Whisper name or folder (default: offline tiny.en), or a recogniser folder of an earlier run "
+            "(OUTPUT_DIR/avsr, e.g. the fine-tuned audio-only baseline): its Whisper, LoRA merged"
+        },
+    )
     lip_reader: str | None = field(
         default=None, metadata={"help": "lip reader folder (elegance-pretrain-lips; default: pretrained/lip-reader)"}
     )
@@ -234,26 +243,53 @@ class RecognitionCollator:
         return batch
 
 
+def is_recogniser_folder(path: str) -> bool:
+    config = os.path.join(path, "config.json")
+    if not os.path.isfile(config):
+        return False
+    with open(config) as stream:
+        return json.load(stream).get("model_type") == AvurConfig.model_type
+
+
+@contextmanager
+def whisper_checkpoint(name_or_path: str):
+    """``--whisper`` as a Whisper checkpoint for the block: a Hub name or Whisper folder as it is; a recogniser
+    folder (``OUTPUT_DIR/avsr`` of an earlier run, LoRA merged) as its Whisper (weights, generation config, feature
+    extractor and tokenizer), written to a temporary folder. So the lips can be trained on a fine-tuned Whisper: the
+    audio-only baseline first, then the visual path on top of it with Whisper frozen."""
+    if not is_recogniser_folder(name_or_path):
+        yield name_or_path
+        return
+    recogniser = AvurForConditionalGeneration.from_pretrained(name_or_path)
+    processor = AvurProcessor.from_pretrained(name_or_path)
+    with tempfile.TemporaryDirectory(prefix="whisper-of-recogniser-") as folder:
+        recogniser.whisper.save_pretrained(folder)
+        processor.feature_extractor.save_pretrained(folder)
+        processor.tokenizer.save_pretrained(folder)
+        yield folder
+
+
 def build_recognition_run(args: AvsrArguments):
     """``(run, processor, train dataset, eval dataset)``."""
     from datasets import concatenate_datasets
 
     from .offline_whisper import offline_whisper
 
-    whisper = args.whisper or offline_whisper()
     lip_reader = args.lip_reader or SHIPPED_LIP_READER
     sma_layers = parse_sma_layers(args.sma_layers)
-    model = AvurForConditionalGeneration.from_whisper(
-        whisper,
-        lip_reader=lip_reader,
-        sma_layers=sma_layers,
-        modality_dropout=args.modality_dropout,
-        fusion_modulation=args.fusion_modulation,
-        fusion_read=args.fusion_read,
-        fusion_auxiliary_weight=args.fusion_auxiliary_weight,
-        sma_output_norm=args.sma_output_norm,
-        fusion_layer=args.fusion_layer,
-    )
+    with whisper_checkpoint(args.whisper or offline_whisper()) as whisper:
+        model = AvurForConditionalGeneration.from_whisper(
+            whisper,
+            lip_reader=lip_reader,
+            sma_layers=sma_layers,
+            modality_dropout=args.modality_dropout,
+            fusion_modulation=args.fusion_modulation,
+            fusion_read=args.fusion_read,
+            fusion_auxiliary_weight=args.fusion_auxiliary_weight,
+            sma_output_norm=args.sma_output_norm,
+            fusion_layer=args.fusion_layer,
+        )
+        processor = AvurProcessor.from_whisper(whisper, lip_roi_size=model.config.lip_roi_size)
     # the audio-only baseline trains nothing visual: its fusion gate stays closed, so its visual path is a no-op
     for parameter in (
         model.parameters() if args.audio_only else [*model.whisper.parameters(), *model.lip_encoder.parameters()]
@@ -263,7 +299,6 @@ def build_recognition_run(args: AvsrArguments):
         model.fusion.freeze_probe()
     if args.whisper_lora_rank:
         add_decoder_lora(model.whisper, args.whisper_lora_rank)
-    processor = AvurProcessor.from_whisper(whisper, lip_roi_size=model.config.lip_roi_size)
     splits = [load_split(args.data, split.strip()) for split in args.train_splits.split(",") if split.strip()]
     train = concatenate_datasets([recognition_columns(split) for split in splits])
     evaluation = recognition_columns(load_split(args.data, args.eval_split)) if args.eval_split else None
