@@ -20,9 +20,11 @@ steps, batch and schedule, around the frozen offline Whisper tiny.en with rank-8
   corpus first, then only the lips can lower the loss further. Trained with LoRA alongside, the visual path learns
   the same content-independent adaptation as the LoRA and the lips stop mattering (docs/results.md);
 - ``audio-long``: the ``audio`` baseline for twice ``--max_steps``, the budget of ``lips-on-audio``'s two stages.
-``--kinds`` chooses which of them train (all by default); the tables show every kind that has results.
+``--kinds`` chooses which of them train (by default ``DEFAULT_KINDS``: the baselines of both budgets, the paper's
+layout and the two-stage lip-reading recipe, about 2 hours of two one-thread lanes for 3 seeds; the others are
+diagnostics); the tables show every kind that has results.
 Each is scored on `test_noisy` (3 noise types x 5 SNRs, 150 clips) by `elegance-evaluate`, greedy. On the runs of
-``--recogniser_kind`` (``amf`` by default) of ``--vur_seeds``, stage 2 (`elegance-train-vur`, the offline MiniLM as the rescorer) is trained on the N-best
+``--recogniser_kind`` (``lips-on-audio`` by default: the recogniser whose lips matter) of ``--vur_seeds``, stage 2 (`elegance-train-vur`, the offline MiniLM as the rescorer) is trained on the N-best
 lists of `train_noisy` and scored with ``--vur`` (N-best rescored, beside the beam's own first choice). The same
 kind's run of ``--chain_seed`` is also scored on the talker mixtures of `test` with ``--extractor pretrained/usev-tiny``:
 the target's words from a two-talker mixture, by extraction then recognition, against recognition of the mixture.
@@ -67,16 +69,18 @@ LABELS = {
     "audio-long": "audio-only Whisper, fine-tuned (LoRA), twice the steps",
 }
 AV_KINDS = [kind for kind in KINDS if not kind.startswith("audio")]
+DEFAULT_KINDS = ["audio", "audio-long", "amf", "lips-on-audio"]
 LORA_RANK = "8"
 CHAIN_SPLITS = ("test", "test_impaired")  # of the talker corpus: clean lips, then impaired ones
 
 
 def parse_kinds(text: str) -> list[str]:
-    """``--kinds``: comma-separated names of KINDS, in KINDS' order."""
+    """``--kinds``: comma-separated names of KINDS, in KINDS' order, with the kinds they are built on."""
     kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds:
         raise SystemExit(f"--kinds takes comma-separated names among {', '.join(KINDS)}; got {text!r}")
+    kinds += [BUILT_ON[kind] for kind in kinds if kind in BUILT_ON]
     return [kind for kind in KINDS if kind in kinds]
 
 
@@ -228,7 +232,7 @@ def report(args) -> str:
         "# Recognition in noise: the AVUR-LLM ablation",
         "",
         f"Command (in `benchmarks/`): `python bench_recognition.py --max_steps {args.max_steps} --seeds {args.seeds}"
-        + (f" --recogniser_kind {args.recogniser_kind}" if args.recogniser_kind != "amf" else "")
+        + (f" --recogniser_kind {args.recogniser_kind}" if args.recogniser_kind != "lips-on-audio" else "")
         + "` "
         f"({machine_line()}); `elegance-train-avsr` on `train_noisy` of `{os.path.relpath(args.data, ROOT)}` "
         f"({args.max_steps} steps of 8 clips, learning rate 5e-4 with 50 warm-up steps and cosine decay, rank-8 LoRA "
@@ -310,11 +314,13 @@ def main(argv=None) -> int:
         default=os.path.join(ROOT, "outputs", "avsr", "states"),
         help="where the evaluations keep the frozen Whisper's encoder states (float32, shared by every run)",
     )
-    parser.add_argument("--kinds", default=",".join(KINDS), help=f"the stage-1 runs to train, among {', '.join(KINDS)}")
+    parser.add_argument(
+        "--kinds", default=",".join(DEFAULT_KINDS), help=f"the stage-1 runs to train, among {', '.join(KINDS)}"
+    )
     parser.add_argument(
         "--recogniser_kind",
-        default="amf",
-        choices=list(KINDS)[1:],
+        default="lips-on-audio",
+        choices=AV_KINDS,
         help="the AV kind whose runs VUR rescores and the two-talker chain recognises with",
     )
     parser.add_argument("--max_steps", type=int, default=300)

@@ -171,6 +171,7 @@ def test_the_recognition_benchmark_names_its_kinds_in_order_and_the_flags_each_a
     from bench_recognition import kind_flags, parse_kinds
 
     assert parse_kinds("lips, audio") == ["audio", "lips"]
+    assert parse_kinds("lips-on-audio") == ["audio", "lips-on-audio"]  # the run it is built on comes first
     with pytest.raises(SystemExit, match=r"--kinds takes comma-separated names among audio, sma, amf, lips, "):
         parse_kinds("audio,lipz")
     args = argparse.Namespace(workdir="work", max_steps=300)
