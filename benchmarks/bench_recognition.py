@@ -24,10 +24,11 @@ steps, batch and schedule, around the frozen offline Whisper tiny.en with rank-8
 layout and the two-stage lip-reading recipe, about 2 hours of two one-thread lanes for 3 seeds; the others are
 diagnostics); the tables show every kind that has results.
 Each is scored on `test_noisy` (3 noise types x 5 SNRs, 150 clips) by `elegance-evaluate`, greedy. On the runs of
-``--recogniser_kind`` (``lips-on-audio`` by default: the recogniser whose lips matter) of ``--vur_seeds``, stage 2 (`elegance-train-vur`, the offline MiniLM as the rescorer) is trained on the N-best
-lists of `train_noisy` and scored with ``--vur`` (N-best rescored, beside the beam's own first choice). The same
-kind's run of ``--chain_seed`` is also scored on the talker mixtures of `test` with ``--extractor pretrained/usev-tiny``:
-the target's words from a two-talker mixture, by extraction then recognition, against recognition of the mixture.
+``--recogniser_kind`` (``lips-on-audio`` by default: the recogniser whose lips matter) of ``--vur_seeds``, stage 2
+(`elegance-train-vur`, the offline MiniLM as the rescorer) is trained on the N-best lists of `train_noisy` and scored
+with ``--vur`` (N-best rescored, beside the beam's own first choice). The same kind's run of ``--chain_seed`` is
+also scored on the talker mixtures of `test` with ``--extractor pretrained/usev-tiny``: the target's words from a
+two-talker mixture, by extraction then recognition, against recognition of the mixture.
 
 A finished step is never redone (its JSON exists), an interrupted run resumes from its checkpoint; ``--report_only``
 writes the tables from what there is.
@@ -59,6 +60,7 @@ KINDS = {  # each kind's flags, after the common ones (a repeated flag takes the
     "audio-long": ["--audio_only"],  # + --max_steps: twice the others'
 }
 BUILT_ON = {"lips-on-audio": "audio"}  # kinds that start from another kind's run of the same seed
+STEPS_MULTIPLE = {"audio-long": 2}  # kinds that train for a multiple of --max_steps
 LABELS = {
     "audio": "audio-only Whisper, fine-tuned (LoRA)",
     "sma": "SMA (+ lips, plain gate)",
@@ -136,8 +138,8 @@ def kind_flags(args, kind: str, seed: int) -> list[str]:
     flags = list(KINDS[kind])
     if kind in BUILT_ON:
         flags += ["--whisper", os.path.join(paths(args, run_name(BUILT_ON[kind], seed))[0], "avsr")]
-    if kind == "audio-long":
-        flags += ["--max_steps", str(2 * args.max_steps)]
+    if kind in STEPS_MULTIPLE:
+        flags += ["--max_steps", str(STEPS_MULTIPLE[kind] * args.max_steps)]
     return flags
 
 
@@ -159,8 +161,8 @@ def stage_two(args, seed: int) -> bool:
 
 
 def chain(args, seed: int) -> bool:
-    """The ``--recogniser_kind`` recogniser of ``seed`` on two-talker mixtures, with and without extraction first, on each of
-    ``CHAIN_SPLITS`` (`test_impaired`: the same task with the target's lips impaired)."""
+    """The ``--recogniser_kind`` recogniser of ``seed`` on two-talker mixtures, with and without extraction first, on
+    each of ``CHAIN_SPLITS`` (`test_impaired`: the same task with the target's lips impaired)."""
     name = f"chain-{args.recogniser_kind}-s{seed}"
     _, _, log = paths(args, name)
     recognizer = os.path.join(paths(args, run_name(args.recogniser_kind, seed))[0], "avsr")
@@ -236,9 +238,9 @@ def report(args) -> str:
         + "` "
         f"({machine_line()}); `elegance-train-avsr` on `train_noisy` of `{os.path.relpath(args.data, ROOT)}` "
         f"({args.max_steps} steps of 8 clips, learning rate 5e-4 with 50 warm-up steps and cosine decay, rank-8 LoRA "
-        "on Whisper tiny.en's decoder in every run but the one that says Whisper is frozen), scored greedy on `test_noisy` (150 clips: 3 noise types x 5 "
-        "SNRs, 30 clips per SNR). WER in %, mean ± standard deviation over the seeds that finished (their number in "
-        "the `runs` column).",
+        "on Whisper tiny.en's decoder in every run but the one that says Whisper is frozen), scored greedy on "
+        "`test_noisy` (150 clips: 3 noise types x 5 SNRs, 30 clips per SNR). WER in %, mean ± standard deviation over "
+        "the seeds that finished (their number in the `runs` column).",
         "",
         "| system | runs | all | " + " | ".join(f"{snr} dB" for snr in snrs) + " |",
         "|---" * (3 + len(snrs)) + "|",
@@ -267,9 +269,10 @@ def report(args) -> str:
         longer = [s["by_snr"]["0"]["audio_only"] for s in runs["audio-long"] if "0" in s["by_snr"]]
         two_stage = [s["by_snr"]["0"]["av"] for s in runs["lips-on-audio"] if "0" in s["by_snr"]]
         if longer and two_stage:
+            same_budget = mean_std(longer)[0]
             lines.append(
                 f"- {LABELS['lips-on-audio']}, against the baseline of the same budget ({LABELS['audio-long']}, "
-                f"{100 * mean_std(longer)[0]:.1f}% WER): {100 * (1 - mean_std(two_stage)[0] / mean_std(longer)[0]):+.1f}%"
+                f"{100 * same_budget:.1f}% WER): {100 * (1 - mean_std(two_stage)[0] / same_budget):+.1f}%"
             )
     chained = {split: load(chain_path(args, args.chain_seed, split), split) for split in CHAIN_SPLITS}
     chained = {split: summary for split, summary in chained.items() if summary}

@@ -657,7 +657,7 @@ def test_the_audio_only_baseline_trains_whispers_decoder_lora_alone_and_the_lips
     with pytest.raises(ValueError, match=r"^--audio_only trains Whisper's decoder LoRA and nothing else: give it"):
         AvsrArguments(data=tiny_corpus_path, audio_only=True)
     assert RecognitionCollator(None, lips=False).lips is False
-    # the lips trained on top of it: --whisper names the baseline's folder, whose Whisper (LoRA merged) the new run takes
+    # the lips trained on top of it: --whisper names the baseline's folder, whose Whisper (LoRA merged) the run takes
     on_top, processor, _, _ = build_recognition_run(
         AvsrArguments(data=tiny_corpus_path, whisper=os.path.join(out, "avsr"), eval_split="none", sma_layers="none")
     )
