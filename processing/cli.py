@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="generate the embedded corpus as a datasets.DatasetDict")
     generate.add_argument(
-        "--preset", choices=sorted(CORPUS_PRESETS), default="default", help="size: tiny (tests), default (demo), full"
+        "--preset",
+        choices=sorted(CORPUS_PRESETS),
+        default="default",
+        help="size: tiny (tests), default (demo), many-speakers (the default with 200 training speakers), full",
     )
     generate.add_argument("--out", required=True, help="output folder (load it with datasets.load_from_disk)")
     generate.add_argument("--seed", type=int, default=0, help="corpus seed; the same seed gives the same corpus")

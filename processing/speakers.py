@@ -102,11 +102,19 @@ def _make_speaker(seed: int, pool: str, index: int, variants, language: str, set
     )
 
 
-def speaker_pool(pool: str, seed: int) -> list[Speaker]:
-    """The speakers of one pool (see :data:`POOL_SIZES`)."""
+def speaker_pool(pool: str, seed: int, size: int | None = None) -> list[Speaker]:
+    """The speakers of one pool (see :data:`POOL_SIZES`).
+
+    ``size`` overrides the number of ``train`` speakers (a corpus preset's ``train_speakers``). Speaker ``i`` is the
+    same whatever the size, and the held-out pools never depend on it.
+    """
     if pool not in POOL_SIZES:
         raise ValueError(f"unknown speaker pool {pool!r}; choose one of {sorted(POOL_SIZES)}")
-    size = POOL_SIZES[pool]
+    if size is not None and pool != "train":
+        raise ValueError(f"only the train pool's size can be changed, not {pool!r}'s")
+    if size is not None and size < 2:
+        raise ValueError(f"the train pool needs at least 2 speakers (a target and an interferer), got {size}")
+    size = size or POOL_SIZES[pool]
     if pool == "ood":
         return [_make_speaker(seed, pool, i, HELD_OUT_VARIANTS, "en", OOD_SETTINGS) for i in range(size)]
     if pool == "babble":

@@ -15,7 +15,7 @@ from processing.corpus_generation import (
     generate_corpus,
 )
 from processing.noise import NOISE_TYPES
-from processing.speakers import HELD_OUT_VARIANTS, IN_DISTRIBUTION_VARIANTS, UNSEEN_LANGUAGES
+from processing.speakers import HELD_OUT_VARIANTS, IN_DISTRIBUTION_VARIANTS, UNSEEN_LANGUAGES, speaker_pool
 from processing.visual_impairment import IMPAIRMENT_TYPES, TEST_RATIOS
 
 TINY = CORPUS_PRESETS["tiny"]
@@ -145,6 +145,29 @@ def test_corpus_does_not_depend_on_the_number_of_workers(tiny_corpus):
         for column in ("mixture", "target", "lips", "target_activity"):
             np.testing.assert_array_equal(stored[column], example[column], err_msg=f"{split}[{index}].{column}")
         assert stored["transcript"] == example["transcript"]
+
+
+def test_more_training_speakers_leave_the_held_out_splits_unchanged():
+    default = CorpusGenerator(CORPUS_PRESETS["default"], seed=0)
+    many = CorpusGenerator(CORPUS_PRESETS["many-speakers"], seed=0)
+    assert len(default._speakers("train")) == 40 and len(many._speakers("train")) == 200
+    assert many._speakers("train")[:40] == default._speakers("train")  # speaker i does not depend on the size
+    held_out = {s.voice.split("+")[1] for s in default._speakers("test") + default._speakers("validation")}
+    assert not {s.voice.split("+")[1] for s in many._speakers("train")} & held_out
+    for split, index in (("validation", 7), ("test", 0), ("test", 149), ("test_impaired", 31)):
+        ours, theirs = many.example(split, index), default.example(split, index)
+        for column in ("mixture", "target", "lips"):
+            np.testing.assert_array_equal(ours[column], theirs[column], err_msg=f"{split}[{index}].{column}")
+    # the training mixtures draw their speakers from the whole larger pool
+    drawn = [int(many.example("train", index)["target_speaker"].split("-")[1]) for index in range(10)]
+    assert max(drawn) >= 40
+
+
+def test_only_the_train_pool_can_be_resized():
+    with pytest.raises(ValueError, match="only the train pool's size can be changed, not 'test''s"):
+        speaker_pool("test", seed=0, size=20)
+    with pytest.raises(ValueError, match="the train pool needs at least 2 speakers"):
+        speaker_pool("train", seed=0, size=1)
 
 
 def test_other_seed_gives_other_corpus():
