@@ -1,6 +1,10 @@
-"""Learning curve of an `elegance-train` run: validation SI-SDRi against steps and against training minutes, as a PNG.
+"""Learning curves of `elegance-train` runs: validation SI-SDRi against steps and against training minutes, as a PNG.
 
-    python benchmarks/learning_curve.py --run RUN_DIR --data data/default [--split validation] --out docs/curve.png
+    python benchmarks/learning_curve.py --run RUN_DIR [--run OTHER_RUN ...] [--label NAME ...] --data data/default
+        [--split validation] --out docs/curve.png
+
+Several runs are drawn on the same axes (each labelled by its ``--label``, in order, or by its folder's name); they
+must be scored on the same split of the same mixtures, which ``--data`` holds.
 
 The run must evaluate periodically (``--eval_strategy steps``): its evaluation loss is the mean negative SI-SDR of
 the estimates (``--loss si_sdr``), so the mean SI-SDRi is ``-eval_loss_extraction`` minus the mean SI-SDR of the
@@ -49,19 +53,24 @@ def validation_points(history: list[dict], baseline: float) -> list[tuple[int, f
     ]
 
 
-def plot(points, title: str, path: str) -> str:
+def plot(curves: dict[str, list[tuple[int, float, float]]], title: str, path: str) -> str:
+    """Draws each run's ``(step, minutes, SI-SDRi)`` points, labelled by its key when there are several."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, minutes, scores = zip(*points)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    for axis, x, label in ((axes[0], steps, "training steps"), (axes[1], minutes, "training minutes (2-core CPU)")):
-        axis.plot(x, scores, marker="o", markersize=3)
-        axis.set_xlabel(label)
+    for label, points in curves.items():
+        steps, minutes, scores = zip(*points)
+        for axis, x in ((axes[0], steps), (axes[1], minutes)):
+            axis.plot(x, scores, marker="o", markersize=3, label=label)
+    for axis, name in ((axes[0], "training steps"), (axes[1], "training minutes (2-core CPU)")):
+        axis.set_xlabel(name)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("validation SI-SDRi (dB)")
+    if len(curves) > 1:
+        axes[0].legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -70,18 +79,26 @@ def plot(points, title: str, path: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True)
+    parser.add_argument("--run", required=True, action="append", help="a run folder; repeat it to compare runs")
+    parser.add_argument("--label", action="append", default=[], help="a run's name in the legend, in --run order")
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="validation")
     parser.add_argument("--title", default=None)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    points = validation_points(log_history(args.run), mixture_si_sdr(args.data, args.split))
-    if not points:
-        raise SystemExit(f"{args.run} logged no evaluation; train with --eval_strategy steps --eval_steps N")
-    plot(points, args.title or os.path.basename(os.path.normpath(args.run)), args.out)
-    for step, minutes, score in points:
-        print(f"step {step:>6}  {minutes:7.1f} min  SI-SDRi {score:6.2f} dB")
+    if args.label and len(args.label) != len(args.run):
+        raise SystemExit(f"give one --label per --run, or none: {len(args.run)} runs, {len(args.label)} labels")
+    labels = args.label or [os.path.basename(os.path.normpath(run)) for run in args.run]
+    baseline = mixture_si_sdr(args.data, args.split)
+    curves = {}
+    for label, run in zip(labels, args.run):
+        curves[label] = validation_points(log_history(run), baseline)
+        if not curves[label]:
+            raise SystemExit(f"{run} logged no evaluation; train with --eval_strategy steps --eval_steps N")
+    plot(curves, args.title or " vs. ".join(labels), args.out)
+    for label, points in curves.items():
+        for step, minutes, score in points:
+            print(f"{label}  step {step:>6}  {minutes:7.1f} min  SI-SDRi {score:6.2f} dB")
     print(f"wrote {args.out}")
     return 0
 

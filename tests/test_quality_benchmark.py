@@ -213,3 +213,31 @@ def test_the_batch_centered_read_cancels_whatever_the_fusion_adds_to_every_clip(
     injected = fused - hidden
     torch.testing.assert_close(injected.sum(0), torch.zeros(4, 16), rtol=0, atol=1e-5)
     assert injected.abs().max() > 1e-3
+
+
+def test_learning_curve_draws_several_runs_from_their_checkpoints(tiny_corpus_path, tmp_path, capsys):
+    import json
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from learning_curve import main, mixture_si_sdr
+
+    for run, losses in (("first", [-1.0, -2.0]), ("second", [-1.5, -3.0])):
+        # a run still training: only its newest checkpoint has the log
+        for step, loss in zip((1000, 2000), losses):
+            folder = tmp_path / run / f"checkpoint-{step}"
+            folder.mkdir(parents=True)
+            history = [
+                {"step": s, "wall_minutes": s / 100, "eval_loss_extraction": value}
+                for s, value in zip((1000, 2000)[: losses.index(loss) + 1], losses)
+            ]
+            (folder / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    out = tmp_path / "curve.png"
+    runs = ["--run", str(tmp_path / "first"), "--run", str(tmp_path / "second")]
+    assert main([*runs, "--label", "A", "--label", "B", "--data", tiny_corpus_path, "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    baseline = mixture_si_sdr(tiny_corpus_path, "validation")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == f"A  step   2000     20.0 min  SI-SDRi {2.0 - baseline:6.2f} dB"
+    assert printed[3] == f"B  step   2000     20.0 min  SI-SDRi {3.0 - baseline:6.2f} dB"
+    with pytest.raises(SystemExit, match="give one --label per --run, or none: 2 runs, 1 labels"):
+        main([*runs, "--label", "A", "--data", tiny_corpus_path, "--out", str(out)])
