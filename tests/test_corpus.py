@@ -216,7 +216,9 @@ def test_interrupted_run_with_other_settings_is_refused(tmp_path):
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match=r"unknown preset 'huge'; choose one of \['default', 'full', 'tiny'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown preset 'huge'; choose one of \['default', 'full', 'many-speakers', 'tiny'\]"
+    ):
         generate_corpus("/tmp/never", preset="huge")
     with pytest.raises(ValueError, match=r"unknown split\(s\) \['dev'\]"):
         generate_corpus("/tmp/never", preset="tiny", splits=["dev"])
