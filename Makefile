@@ -44,7 +44,8 @@ $(DATA)/dataset_dict.json: | $(VENV)/.installed
 	$(BIN)/elegance-data generate --preset default --splits $(TALKER_SPLITS) --out $(DATA)
 
 $(MANY_SPEAKERS_DATA)/dataset_dict.json: | $(VENV)/.installed
-	$(BIN)/elegance-data generate --preset many-speakers --splits train,validation,test,test_impaired --out $(MANY_SPEAKERS_DATA)
+	$(BIN)/elegance-data generate --preset many-speakers --splits train,validation,test,test_impaired \
+		--out $(MANY_SPEAKERS_DATA)
 
 demo: install $(DATA)/dataset_dict.json
 	$(BIN)/elegance-data summary $(DATA) --contact_sheet $(OUT)/contact_sheet.png --split test
@@ -93,8 +94,7 @@ benchmark-quality: install-dev $(DATA)/dataset_dict.json
 
 # re-creates the shipped models of pretrained/ (see pretrained/README.md for the commands, commits and measured
 # times): the lip reader, then usev-tiny alone on both cores on the many-speakers corpus (about 75 minutes), then
-# av-mamba-tiny on one thread
-# (about 2 hours), each evaluated and exported with its card; resumes where it stopped. The recipe itself (learning
+# av-mamba-tiny on one thread (about 2 hours), each evaluated and exported with its card; resumes where it stopped. The recipe itself (learning
 # rate 2e-3 with warm-up and cosine decay, 30% of the lips impaired) is elegance-train's default. Two OpenMP threads
 # beside another job wait on each other (3x slower a step), hence one after the other.
 RUN_FLAGS := --lip_encoder pretrained/lip-reader --eval_strategy steps --eval_steps 2000 --save_steps 1000 \

@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -94,16 +94,16 @@ def _sizes(train, validation, test, impaired_per_cell, others, noisy_per_cell):
     }
 
 
+DEFAULT_PRESET = CorpusPreset("default", roi_size=48, clip_seconds=3.0, split_sizes=_sizes(1200, 100, 150, 8, 100, 10))
 CORPUS_PRESETS = {
     "tiny": CorpusPreset("tiny", roi_size=32, clip_seconds=3.0, split_sizes=_sizes(24, 4, 6, 1, 4, 1)),
-    "default": CorpusPreset("default", roi_size=48, clip_seconds=3.0, split_sizes=_sizes(1200, 100, 150, 8, 100, 10)),
+    "default": DEFAULT_PRESET,
     # the default corpus with five times the training speakers and four times the training mixtures (about 4 hours);
     # its validation and test splits are the default's, example for example, so scores compare directly
-    "many-speakers": CorpusPreset(
-        "many-speakers",
-        roi_size=48,
-        clip_seconds=3.0,
-        split_sizes={**_sizes(1200, 100, 150, 8, 100, 10), "train": 4800, "train_noisy": 4800},
+    "many-speakers": replace(
+        DEFAULT_PRESET,
+        name="many-speakers",
+        split_sizes={**DEFAULT_PRESET.split_sizes, "train": 4800, "train_noisy": 4800},
         train_speakers=200,
     ),
     # about 33 hours of training mixtures

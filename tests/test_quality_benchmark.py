@@ -222,14 +222,12 @@ def test_learning_curve_draws_several_runs_from_their_checkpoints(tiny_corpus_pa
     from learning_curve import main, mixture_si_sdr
 
     for run, losses in (("first", [-1.0, -2.0]), ("second", [-1.5, -3.0])):
-        # a run still training: only its newest checkpoint has the log
+        # a run still training: each checkpoint holds the log up to its step, and the newest one is read
+        history = []
         for step, loss in zip((1000, 2000), losses):
+            history.append({"step": step, "wall_minutes": step / 100, "eval_loss_extraction": loss})
             folder = tmp_path / run / f"checkpoint-{step}"
             folder.mkdir(parents=True)
-            history = [
-                {"step": s, "wall_minutes": s / 100, "eval_loss_extraction": value}
-                for s, value in zip((1000, 2000)[: losses.index(loss) + 1], losses)
-            ]
             (folder / "trainer_state.json").write_text(json.dumps({"log_history": history}))
     out = tmp_path / "curve.png"
     runs = ["--run", str(tmp_path / "first"), "--run", str(tmp_path / "second")]
