@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from transformers import TrainingArguments
 
+from processing.pitch import median_pitch_hz
 from training.arguments import GuidanceArguments
 from training.dynamic_mixing import DynamicMixer
 from training.train import build_mixer, build_run
@@ -139,3 +140,41 @@ def test_speech_enhancement_trains_on_the_target_in_new_noise(tiny_corpus_path, 
         drawn["snr_db"], abs=1e-3
     )
     assert np.array_equal(evaluation[1]["mixture"], evaluation.dataset[1]["mixture"])  # evaluation keeps its noise
+
+
+def test_pitch_matched_mixing_draws_interferers_among_the_targets_nearest_voices(tiny_corpus_path, tiny_corpus):
+    train = tiny_corpus["train"]
+    args = GuidanceArguments(backbone="usev-tiny", data=tiny_corpus_path, pitch_matched_share=1.0)
+    mixer = build_mixer(args, train)
+    pitch = mixer.speaker_pitch_hz
+    assert set(pitch) == set(mixer.speakers) and all(60 <= hz <= 450 for hz in pitch.values())
+    size = max(1, round(0.1 * len(pitch)))
+    for index in range(12):
+        example = dict(train[index])
+        target = str(example["target_speaker"])
+        by_distance = sorted((s for s in pitch if s != target), key=lambda s: abs(np.log(pitch[s] / pitch[target])))
+        assert mixer.pitch_neighbours[target] == by_distance[:size]
+        mixed = mixer.remix(example, np.random.default_rng([0, 0, index]))
+        assert mixed["interferer_speakers"][0] in mixer.pitch_neighbours[target]
+        assert mixed["interferer_speakers"][0] != target
+        again = mixer.remix(example, np.random.default_rng([0, 0, index]))
+        assert np.array_equal(mixed["mixture"], again["mixture"])
+    with pytest.raises(ValueError, match=r"^--pitch_matched_share must lie in \[0, 1\], got 1.5$"):
+        GuidanceArguments(backbone="usev-tiny", data=tiny_corpus_path, pitch_matched_share=1.5)
+    with pytest.raises(ValueError, match=r"^the pitch-matched share is a probability in \[0, 1\], got -0.1$"):
+        DynamicMixer(train, pitch_matched_share=-0.1)
+
+
+def test_the_median_pitch_of_a_voiced_sound_and_of_silence():
+    sampling_rate = 16000
+    time = np.arange(2 * sampling_rate) / sampling_rate
+    for pitch in (110.0, 240.0):
+        # a voice's pitch is never steady: a 3 Hz vibrato of 5% (a perfectly steady 240 Hz tone is read an octave low)
+        phase = 2 * np.pi * np.cumsum(pitch * (1 + 0.05 * np.sin(2 * np.pi * 3 * time))) / sampling_rate
+        voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+        voiced[: sampling_rate // 2] = 0  # a pause, which does not count
+        # within 5%: the detector works in whole-sample lags (1.5% apart at 240 Hz), with the vibrato around them
+        assert median_pitch_hz(voiced, sampling_rate) == pytest.approx(pitch, rel=0.05)
+    assert np.isnan(median_pitch_hz(np.zeros(sampling_rate), sampling_rate))
+    with pytest.raises(ValueError, match=r"^median_pitch_hz takes one channel, a \(samples,\) waveform; got shape"):
+        median_pitch_hz(np.zeros((2, sampling_rate)), sampling_rate)

@@ -102,6 +102,13 @@ class GuidanceArguments:
             "noise, such as train_noisy; 'none' for none)"
         },
     )
+    pitch_matched_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "dynamic mixing: the share of interferers drawn from the speakers nearest the target in pitch "
+            "(the hard mixtures of two similar voices) instead of from all speakers"
+        },
+    )
     output_weight: float = field(default=1.0, metadata={"help": "weight of the output-guidance MSE"})
     intermediate_weight: float = field(default=0.1, metadata={"help": "weight of the next-token-prediction loss"})
     intermediate_alpha: float = field(default=0.1, metadata={"help": "scale of the cross-attention residual"})
@@ -146,6 +153,8 @@ class GuidanceArguments:
             raise ValueError(f"--cmkt_max_shift must be >= 0, got {self.cmkt_max_shift}")
         if not 0.0 <= self.impair_probability <= 1.0:
             raise ValueError(f"--impair_probability must lie in [0, 1], got {self.impair_probability}")
+        if not 0.0 <= self.pitch_matched_share <= 1.0:
+            raise ValueError(f"--pitch_matched_share must lie in [0, 1], got {self.pitch_matched_share}")
         if self.dynamic_mixing is None:
             self.dynamic_mixing = not (self.data.endswith(".csv") and os.path.isfile(self.data))
         if self.eval_split in ("", "none"):

@@ -13,6 +13,11 @@ With ``noise_snr_range_db`` each mixture also gets noise at an SNR drawn from th
 the noise's): another row's stored noise (a `*_noisy` split holds coloured, babble and nonstationary noises),
 rotated by a random offset, or, in a split without stored noises, coloured or nonstationary noise made on the spot.
 With ``num_interferers=0`` this is speech enhancement's dynamic mixing: the target in new noise at every step.
+
+With ``pitch_matched_share`` that share of the interferers is drawn from the speakers whose voices sit closest to the
+target's in pitch (the median pitch of a few of their utterances): two female voices, or two low male voices, the
+mixtures a separator finds hardest. Drawn uniformly, a corpus where a quarter of the speakers have high voices makes
+about one mixture in sixteen of two high voices, while a held-out set with more of them can hold many more.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import numpy as np
 
 from processing.mixing import mix_at_sirs
 from processing.noise import EXPONENT_RANGE, coloured_noise, nonstationary_noise
+from processing.pitch import median_pitch_hz
 
 SIR_RANGE_DB = (-10.0, 10.0)  # the VoxCeleb2 2-mix protocol of USEV / MuSE / ClearerVoice
+PITCH_NEIGHBOURS_SHARE = 0.1  # a pitch-matched interferer comes from the nearest tenth of the speakers (at least 1)
+PITCH_UTTERANCES_PER_SPEAKER = 3  # a speaker's pitch: the median over up to this many of its utterances
 
 
 class DynamicMixer:
@@ -34,6 +42,8 @@ class DynamicMixer:
         num_interferers: interferers per mixture (0: noise only, which needs ``noise_snr_range_db``).
         sir_range_db: each interferer's SIR is drawn uniformly from this range.
         noise_snr_range_db: add noise at an SNR drawn uniformly from this range (None: no noise).
+        pitch_matched_share: the probability that an interferer is drawn from the speakers nearest the target in
+            pitch rather than from all speakers (0: uniform draws, the same as before this option).
     """
 
     def __init__(
@@ -42,12 +52,15 @@ class DynamicMixer:
         num_interferers: int = 1,
         sir_range_db: tuple[float, float] = SIR_RANGE_DB,
         noise_snr_range_db: tuple[float, float] | None = None,
+        pitch_matched_share: float = 0.0,
     ):
         if num_interferers < 0 or (num_interferers == 0 and noise_snr_range_db is None):
             raise ValueError(
                 f"dynamic mixing needs at least 1 interferer, or noise (an SNR range), got {num_interferers} "
                 "interferers and no noise"
             )
+        if not 0.0 <= pitch_matched_share <= 1.0:
+            raise ValueError(f"the pitch-matched share is a probability in [0, 1], got {pitch_matched_share}")
         if noise_snr_range_db is not None and not noise_snr_range_db[0] <= noise_snr_range_db[1]:
             raise ValueError(f"the noise SNR range must be LOW,HIGH with LOW <= HIGH, got {noise_snr_range_db}")
         columns = set(getattr(dataset, "column_names", None) or dataset[0].keys())
@@ -84,6 +97,31 @@ class DynamicMixer:
                 f"dynamic mixing with {num_interferers} interferer(s) needs at least {num_interferers + 1} speakers; "
                 f"the dataset has {len(set(self.speakers))}"
             )
+        self.pitch_matched_share = pitch_matched_share
+        self.sampling_rate = int(dataset[0]["sampling_rate"]) if "sampling_rate" in columns else 16000
+        self.pitch_neighbours = self._pitch_neighbours() if pitch_matched_share > 0 and num_interferers else {}
+
+    def _pitch_neighbours(self) -> dict[str, list[str]]:
+        """Each speaker's nearest speakers in (log) median pitch; speakers without a pitch estimate have none."""
+        sources_of: dict[str, list[int]] = {}
+        for source, speaker in enumerate(self.speakers):
+            sources_of.setdefault(speaker, []).append(source)
+        pitch = {}
+        for speaker, sources in sources_of.items():
+            estimates = [
+                median_pitch_hz(self._speech(s), self.sampling_rate) for s in sources[:PITCH_UTTERANCES_PER_SPEAKER]
+            ]
+            if not np.all(np.isnan(estimates)):
+                pitch[speaker] = float(np.nanmedian(estimates))
+        self.speaker_pitch_hz = pitch
+        size = max(1, int(round(PITCH_NEIGHBOURS_SHARE * len(sources_of))))
+        names = list(pitch)
+        log_pitch = np.log([pitch[name] for name in names])
+        neighbours = {}
+        for index, name in enumerate(names):
+            order = np.argsort(np.abs(log_pitch - log_pitch[index]), kind="stable")
+            neighbours[name] = [names[other] for other in order if other != index][:size]
+        return neighbours
 
     def _speech(self, source: int) -> np.ndarray:
         row, k = self.sources[source]
@@ -100,7 +138,7 @@ class DynamicMixer:
             kind = str(example["noise_type"]) if "noise_type" in example else "stored"
             return np.roll(noise, int(rng.integers(length))), kind
         if rng.integers(2):
-            return nonstationary_noise(rng, length, 16000), "nonstationary"
+            return nonstationary_noise(rng, length, self.sampling_rate), "nonstationary"
         return coloured_noise(rng, length, rng.uniform(*EXPONENT_RANGE)), "coloured"
 
     def remix(self, example: dict, rng: np.random.Generator) -> dict:
@@ -113,6 +151,11 @@ class DynamicMixer:
         interferers, speakers = [], []
         for _ in range(self.num_interferers):
             allowed = np.flatnonzero(~np.isin(self.speakers_array, list(taken)))
+            # the draw for a pitch match is only made when the option is on, so uniform runs keep their draws
+            if self.pitch_matched_share > 0 and rng.random() < self.pitch_matched_share:
+                near = set(self.pitch_neighbours.get(str(example["target_speaker"]), ())) - taken
+                matched = allowed[np.isin(self.speakers_array[allowed], list(near))]
+                allowed = matched if len(matched) else allowed
             source = int(allowed[rng.integers(len(allowed))])
             wave = self._speech(source)[:length]
             wave = np.pad(wave, (0, length - len(wave)))

@@ -179,7 +179,9 @@ def build_mixer(args: GuidanceArguments, train_data) -> DynamicMixer:
     else:
         snr_range = NOISY_TRAIN_SNR_RANGE_DB if noisy else None
     num_interferers = args.num_interferers if args.num_interferers is not None else (0 if noisy else 1)
-    return DynamicMixer(train_data, num_interferers, noise_snr_range_db=snr_range)
+    return DynamicMixer(
+        train_data, num_interferers, noise_snr_range_db=snr_range, pitch_matched_share=args.pitch_matched_share
+    )
 
 
 def build_run(args: GuidanceArguments, training_args: TrainingArguments, log=print):
