@@ -20,6 +20,9 @@ import torchaudio
 PITCH_FRAME_SECONDS = 0.01  # torchaudio's detector gives one estimate per 10 ms frame
 PITCH_RANGE_HZ = (60.0, 450.0)  # speaking voices, low male to child
 ACTIVE_FRAME_DB = -25.0  # a frame counts when its energy is within this of the loudest frame's
+# a voice is "high" from this median pitch on: between the usual ranges of adult male (about 85 to 155 Hz) and
+# female (about 165 to 255 Hz) speaking voices
+HIGH_VOICE_HZ = 150.0
 
 
 def median_pitch_hz(waveform: np.ndarray, sampling_rate: int) -> float:
@@ -39,3 +42,11 @@ def median_pitch_hz(waveform: np.ndarray, sampling_rate: int) -> float:
     voiced = pitch[: len(active)][active]
     voiced = voiced[(voiced >= PITCH_RANGE_HZ[0]) & (voiced <= PITCH_RANGE_HZ[1])]
     return float(voiced.median()) if len(voiced) else math.nan
+
+
+def voice_register(waveform: np.ndarray, sampling_rate: int) -> str:
+    """``"high"`` or ``"low"`` by the median pitch of ``waveform`` against :data:`HIGH_VOICE_HZ`, or ``"unvoiced"``."""
+    pitch = median_pitch_hz(waveform, sampling_rate)
+    if math.isnan(pitch):
+        return "unvoiced"
+    return "high" if pitch >= HIGH_VOICE_HZ else "low"

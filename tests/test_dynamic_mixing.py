@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from transformers import TrainingArguments
 
-from processing.pitch import median_pitch_hz
+from processing.pitch import median_pitch_hz, voice_register
 from training.arguments import GuidanceArguments
 from training.dynamic_mixing import DynamicMixer
 from training.train import build_mixer, build_run
@@ -175,6 +175,8 @@ def test_the_median_pitch_of_a_voiced_sound_and_of_silence():
         voiced[: sampling_rate // 2] = 0  # a pause, which does not count
         # within 5%: the detector works in whole-sample lags (1.5% apart at 240 Hz), with the vibrato around them
         assert median_pitch_hz(voiced, sampling_rate) == pytest.approx(pitch, rel=0.05)
+        assert voice_register(voiced, sampling_rate) == ("low" if pitch < 150 else "high")
     assert np.isnan(median_pitch_hz(np.zeros(sampling_rate), sampling_rate))
+    assert voice_register(np.zeros(sampling_rate), sampling_rate) == "unvoiced"
     with pytest.raises(ValueError, match=r"^median_pitch_hz takes one channel, a \(samples,\) waveform; got shape"):
         median_pitch_hz(np.zeros((2, sampling_rate)), sampling_rate)

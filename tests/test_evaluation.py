@@ -229,11 +229,20 @@ def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models,
         # target; 3 s of brown noise is not quite, and its projection on the target moves SI-SDR by up to ~0.6 dB)
         assert row["mixture"]["si_sdr"] == pytest.approx(float(snr), abs=1.0)
         assert set(row) == {"model", "mixture", "audio_only", "oracle"} and set(row["model"]) >= {"pesq", "stoi"}
+    pairs = results["splits"]["test"]["by_voice_pair"]
+    registers = {"high", "low", "unvoiced"}
+    assert (
+        all(set(pair.split("-")) <= registers for pair in pairs)
+        and sum(r["examples"] for r in pairs.values()) == results["splits"]["test"]["examples"]
+    )
+    assert all(set(row) == {"examples", "model", "mixture", "audio_only", "oracle"} for row in pairs.values())
+    assert "by_voice_pair" not in noisy  # speech in noise has no interfering talker
     switch = results["splits"]["test_switch"]["activity_aware"]
     assert switch["mixture"]["silent_energy_db"] == 0.0 and set(switch) == {"model", "mixture", "audio_only", "oracle"}
     report = open(str(tmp_path / "results.md")).read()
     assert "## test_impaired (18 examples)" in report and "| audio_only |" in report
     assert "Model SI-SDRi (dB) by noise type and SNR:" in report and "| -5 | model |" in report
+    assert "SI-SDRi (dB) by the registers of the target and the (first) interfering voice (high: median pitch" in report
     assert open(str(tmp_path / "results_impaired.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 

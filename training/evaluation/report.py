@@ -1,5 +1,6 @@
 """Summaries of scored records: means per system, the fraction of the oracle, and each split's own breakdown
-(what the split holds: impaired lips, several languages, noise at several SNRs, the target's activity), as JSON-ready dicts, Markdown tables and a PNG."""
+(what the split holds: impaired lips, several languages, noise at several SNRs, the registers of two talkers' voices,
+the target's activity), as JSON-ready dicts, Markdown tables and a PNG."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import math
 from collections import defaultdict
 
 import numpy as np
+
+from processing.pitch import HIGH_VOICE_HZ
 
 CORE_METRICS = ("si_sdr", "si_sdri", "sdr", "sdri", "pesq", "stoi", "estoi")
 SYSTEMS = ("model", "mixture", "audio_only", "oracle")
@@ -20,8 +23,9 @@ def _mean(values) -> float | None:
 def summarize(records: list[dict]) -> dict:
     """Means per system, the fraction of the oracle, and the breakdowns that what the split holds allows: SI-SDRi
     per impairment and impaired ratio where lips are impaired, per language where there are several, every metric
-    per SNR (and SI-SDRi per noise type and SNR) where the target is in noise, and the activity-aware scores where
-    the target's activity is known."""
+    per SNR (and SI-SDRi per noise type and SNR) where the target is in noise, SI-SDRi by the registers of the
+    target's and the interferer's voices where there are talkers, and the activity-aware scores where the target's
+    activity is known."""
     systems = [system for system in SYSTEMS if records and system in records[0]]
     metric_names = [name for name in CORE_METRICS if name in records[0]["model"]] if records else []
     summary = {
@@ -67,6 +71,18 @@ def summarize(records: list[dict]) -> dict:
         summary["si_sdri_by_noise"] = {
             kind: {snr: _mean(snrs[snr]) for snr in order if snr in snrs} for kind, snrs in sorted(by_noise.items())
         }
+    if any("voice_pair" in record for record in records):  # talker mixtures: same-register pairs are the hard ones
+        table = defaultdict(list)
+        for record in records:
+            if "voice_pair" in record:
+                table[record["voice_pair"]].append(record)
+        summary["by_voice_pair"] = {
+            pair: {
+                "examples": len(rows),
+                **{system: {"si_sdri": _mean(r[system]["si_sdri"] for r in rows)} for system in systems},
+            }
+            for pair, rows in sorted(table.items())
+        }
     if records and all("activity" in record for record in records):  # the split holds the target's activity
         summary["activity_aware"] = {
             system: {
@@ -109,6 +125,16 @@ def markdown_report(results: dict) -> str:
                 [
                     [language, *(_cell(row[s]["si_sdri"]) for s in systems)]
                     for language, row in summary["by_language"].items()
+                ],
+            )
+        if "by_voice_pair" in summary:
+            lines += markdown_table(
+                "SI-SDRi (dB) by the registers of the target and the (first) interfering voice (high: median pitch "
+                f"of at least {HIGH_VOICE_HZ:g} Hz):",
+                ["target-interferer", "examples", *systems],
+                [
+                    [pair, str(row["examples"]), *(_cell(row[s]["si_sdri"]) for s in systems)]
+                    for pair, row in summary["by_voice_pair"].items()
                 ],
             )
         if "by_snr" in summary:

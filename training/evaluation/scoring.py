@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from processing.output_scaling import scale_to_mixture
+from processing.pitch import voice_register
 
 from . import metrics as M
 
@@ -165,6 +166,8 @@ class ExtractionEvaluator:
                 }
                 for system in estimates:
                     record[system] = {name: float(values[row]) for name, values in scores[system].items()}
+                if "interferers" in rows and len(rows["interferers"][row]):  # talker mixtures
+                    record["voice_pair"] = voice_pair(rows["target"][row], rows["interferers"][row][0], rows, row)
                 if "target_activity" in rows:
                     record["activity"] = self._activity_scores(estimates, mixture[row], target[row], rows, row)
                 records.append(record)
@@ -207,6 +210,13 @@ class ExtractionEvaluator:
             results = [_perceptual_scores(job) for job in payload]
         for (index, system, *_), scores in zip(jobs, results):
             records[index][system].update(scores)
+
+
+def voice_pair(target, interferer, rows: dict, row: int) -> str:
+    """``"TARGET-INTERFERER"`` registers of a talker mixture's clean voices, e.g. ``"high-high"`` for two high
+    voices (see :func:`processing.pitch.voice_register`)."""
+    sampling_rate = int(rows["sampling_rate"][row]) if "sampling_rate" in rows else 16000
+    return f"{voice_register(target, sampling_rate)}-{voice_register(interferer, sampling_rate)}"
 
 
 def _plain(value):
