@@ -239,6 +239,13 @@ def test_elegance_evaluate_writes_every_scenario(tiny_corpus_path, saved_models,
     assert "by_voice_pair" not in noisy  # speech in noise has no interfering talker
     switch = results["splits"]["test_switch"]["activity_aware"]
     assert switch["mixture"]["silent_energy_db"] == 0.0 and set(switch) == {"model", "mixture", "audio_only", "oracle"}
+    examples = json.load(open(str(tmp_path / "results_examples.json")))
+    assert list(examples) == list(ALL_SPLITS)
+    for split, summary in results["splits"].items():
+        assert len(examples[split]) == summary["examples"]
+        assert np.mean([r["model"]["si_sdri"] for r in examples[split]]) == pytest.approx(
+            summary["systems"]["model"]["si_sdri"]
+        )
     report = open(str(tmp_path / "results.md")).read()
     assert "## test_impaired (18 examples)" in report and "| audio_only |" in report
     assert "Model SI-SDRi (dB) by noise type and SNR:" in report and "| -5 | model |" in report

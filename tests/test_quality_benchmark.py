@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -239,3 +240,31 @@ def test_learning_curve_draws_several_runs_from_their_checkpoints(tiny_corpus_pa
     assert printed[3] == f"B  step   2000     20.0 min  SI-SDRi {3.0 - baseline:6.2f} dB"
     with pytest.raises(SystemExit, match="give one --label per --run, or none: 2 runs, 1 labels"):
         main([*runs, "--label", "A", "--data", tiny_corpus_path, "--out", str(out)])
+
+
+def test_paired_comparison_of_two_evaluations(tmp_path, capsys):
+    import json
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from paired_comparison import main, paired
+
+    def records(gains, pairs):
+        return [{"model": {"si_sdri": gain}, "voice_pair": pair} for gain, pair in zip(gains, pairs)]
+
+    pairs = ["high-high", "low-high", "high-high", "low-low"]
+    baseline, candidate = records([5.0, 8.0, 6.0, 9.0], pairs), records([7.0, 8.5, 7.0, 8.5], pairs)
+    result = paired(baseline, candidate)
+    assert result["baseline"] == 7.0 and result["candidate"] == 7.75 and result["difference"] == 0.75
+    assert result["standard_error"] == pytest.approx(np.std([2.0, 0.5, 1.0, -0.5], ddof=1) / 2)
+    assert result["better"] == 3
+    assert result["by_voice_pair"]["high-high"] == {"examples": 2, "baseline": 5.5, "candidate": 7.0, "difference": 1.5}
+    files = []
+    for name, split_records in (("a", baseline), ("b", candidate)):
+        files.append(str(tmp_path / f"{name}_examples.json"))
+        (tmp_path / f"{name}_examples.json").write_text(json.dumps({"test": split_records}))
+    assert main(["--baseline", files[0], "--candidate", files[1]]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("test (4 mixtures): baseline 7.00 dB, candidate 7.75 dB, difference +0.75 ± 0.52 dB")
+    assert printed[1] == "  high-high (2): 5.50 -> 7.00 dB (+1.50)"
+    with pytest.raises(ValueError, match=r"^the two evaluations scored 4 and 3 mixtures: evaluate both models on"):
+        paired(baseline, candidate[:3])

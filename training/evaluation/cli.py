@@ -178,15 +178,19 @@ def evaluate_model(
         "text_informed_llm": text_informed_llm,
         "splits": {},
     }
+    examples = {}
     for split, dataset in datasets.items():
         with tqdm(total=len(dataset), desc=split, unit="mix", disable=None) as progress:
             records = evaluator.score_examples(dataset, progress)
+        examples[split] = records
         results["splits"][split] = summarize(records)
         if transcriber is not None:
             results["splits"][split]["wer"] = word_error_rates(evaluator, dataset, transcriber, batch_size)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     stem = os.path.splitext(out)[0]
     _write_atomically(out, json.dumps(results, indent=2))
+    # every example's scores, in the split's order: what a paired comparison of two models needs
+    _write_atomically(stem + "_examples.json", json.dumps(examples))
     _write_atomically(stem + ".md", markdown_report(results))
     impaired = [split for split, summary in results["splits"].items() if "si_sdri_by_impairment" in summary]
     for split in impaired:
