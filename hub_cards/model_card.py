@@ -13,6 +13,8 @@ import re
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from processing.pitch import HIGH_VOICE_HZ
+
 TEMPLATE_DIR = os.path.dirname(os.path.abspath(__file__))
 # one template for both kinds of backbone ("extraction", "enhancement"), branching on `kind`
 BACKBONE_TEMPLATE = os.path.join(TEMPLATE_DIR, "backbone.jinja")
@@ -106,6 +108,16 @@ def evaluation_table(evaluation: dict) -> list[dict]:
     return rows
 
 
+def voice_pair_table(evaluation: dict) -> list[dict]:
+    """Rows for the card's breakdown by the registers of the target's and the interferer's voices (talker mixtures):
+    split, pair, examples and the model's SI-SDRi."""
+    return [
+        {"split": split, "pair": pair, "examples": row["examples"], "si_sdri": row["model"]["si_sdri"]}
+        for split, summary in evaluation["splits"].items()
+        for pair, row in summary.get("by_voice_pair", {}).items()
+    ]
+
+
 def render_model_card(
     record: dict,
     *,
@@ -162,6 +174,8 @@ def render_model_card(
         steps=steps,
         num_parameters=num_parameters,
         evaluation_rows=evaluation_table(evaluation) if evaluation else [],
+        voice_pair_rows=voice_pair_table(evaluation) if evaluation else [],
+        high_voice_hz=HIGH_VOICE_HZ,
         evaluation_command=evaluation
         and f"elegance-evaluate --model MODEL --data {evaluation.get('data')} --splits {','.join(evaluation['splits'])}",
         evaluation_commit=evaluation and evaluation.get("commit"),

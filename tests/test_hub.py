@@ -147,6 +147,11 @@ def test_release_card_has_the_guidance_the_input_format_and_the_evaluation(relea
         "synthetic espeak-ng speech",
     ):
         assert fact in text, fact
+    # the breakdown by voice registers, one row per pair the evaluation found
+    pairs = evaluation["splits"]["test"]["by_voice_pair"]
+    assert "Model SI-SDRi by the registers of the target's and the interferer's voices (high: a median pitch" in text
+    for pair, row in pairs.items():
+        assert f"| test | {pair} | {row['examples']} | {row['model']['si_sdri']:.2f} |" in text
 
 
 def test_enhancement_models_get_the_enhancement_card():
