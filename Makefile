@@ -99,7 +99,7 @@ benchmark-quality: install-dev $(DATA)/dataset_dict.json
 # beside another job wait on each other (3x slower a step), hence one after the other.
 RUN_FLAGS := --lip_encoder pretrained/lip-reader --eval_strategy steps --eval_steps 2000 --save_steps 1000 \
 	--disable_tqdm true --resume_from_checkpoint last --embedding_cache_dir $(OUT)/cache
-USEV_TINY := --backbone usev-tiny --config_overrides encoder_channels=256 --max_steps 32000 --logging_steps 500 --seed 0
+USEV_TINY := --backbone usev-tiny --config_overrides encoder_channels=256 --max_steps 50000 --logging_steps 500 --seed 0
 AV_MAMBA_TINY := --backbone av-mamba-tiny --max_steps 6500 --logging_steps 100
 pretrained: install $(DATA)/dataset_dict.json $(MANY_SPEAKERS_DATA)/dataset_dict.json
 	$(BIN)/elegance-pretrain-lips --data $(DATA) --output_dir $(OUT)/lips --disable_tqdm true --resume_from_checkpoint last
