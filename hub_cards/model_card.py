@@ -13,8 +13,6 @@ import re
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from processing.pitch import HIGH_VOICE_HZ
-
 TEMPLATE_DIR = os.path.dirname(os.path.abspath(__file__))
 # one template for both kinds of backbone ("extraction", "enhancement"), branching on `kind`
 BACKBONE_TEMPLATE = os.path.join(TEMPLATE_DIR, "backbone.jinja")
@@ -175,7 +173,9 @@ def render_model_card(
         num_parameters=num_parameters,
         evaluation_rows=evaluation_table(evaluation) if evaluation else [],
         voice_pair_rows=voice_pair_table(evaluation) if evaluation else [],
-        high_voice_hz=HIGH_VOICE_HZ,
+        high_voice_hz=next(
+            (s["high_voice_hz"] for s in (evaluation or {}).get("splits", {}).values() if "high_voice_hz" in s), None
+        ),
         evaluation_command=evaluation
         and f"elegance-evaluate --model MODEL --data {evaluation.get('data')} --splits {','.join(evaluation['splits'])}",
         evaluation_commit=evaluation and evaluation.get("commit"),

@@ -76,6 +76,7 @@ def summarize(records: list[dict]) -> dict:
         for record in records:
             if "voice_pair" in record:
                 table[record["voice_pair"]].append(record)
+        summary["high_voice_hz"] = HIGH_VOICE_HZ
         summary["by_voice_pair"] = {
             pair: {
                 "examples": len(rows),
