@@ -1,7 +1,9 @@
 """Extraction from video and long recordings, written to the "Extraction from video" section of docs/benchmarks.md.
 
     python benchmarks/bench_video.py --out docs/benchmarks.md [--model pretrained/usev-tiny] [--data data/default]
-        [--long_seconds 60,600,3600]
+        [--long_seconds 60,600,3600] [--sections chunking,silent_target]
+
+``--sections`` measures only those subsections and replaces only them, each with its own command line.
 
 - `elegance-extract` on a 60 s two-face video (the GRID two-talker clip of tests/video_fixtures.py, 20 times over):
   time per stage and the whole as a real-time factor.
@@ -34,6 +36,13 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 SECTION = "## Extraction from video (elegance-extract)"
 CHUNKINGS = [(3.0, 1.0), (4.0, 1.0), (6.0, 1.0), (10.0, 1.0)]
+SUBSECTIONS = {
+    "stages": "Stages",
+    "real_faces": "Real faces, a model trained on rendered lips",
+    "chunking": "Chunked extraction",
+    "silent_target": "Silent target",
+    "memory": "Memory of long inputs (chunks of 4 s, overlap 1 s, memory-mapped input)",
+}
 
 
 def _si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
@@ -193,7 +202,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=os.path.join(ROOT, "pretrained", "usev-tiny"))
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "default"))
     parser.add_argument("--long_seconds", default="60,600,3600")
+    parser.add_argument("--sections", default=",".join(SUBSECTIONS), help=f"any of {','.join(SUBSECTIONS)}")
     args = parser.parse_args(argv)
+    chosen = args.sections.split(",")
+    unknown = sorted(set(chosen) - set(SUBSECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SUBSECTIONS)}")
     from transformers import AutoModel, AutoProcessor
 
     import modeling_elegance  # noqa: F401
@@ -201,29 +215,35 @@ def main(argv=None) -> int:
 
     model, processor = AutoModel.from_pretrained(args.model).eval(), AutoProcessor.from_pretrained(args.model)
     durations = [float(seconds) for seconds in args.long_seconds.split(",")]
+    measure = {
+        "stages": lambda folder: stage_times(args.model, folder),
+        "real_faces": lambda folder: real_faces(model, processor, folder),
+        "chunking": lambda folder: chunking(model, processor, args.data),
+        "silent_target": lambda folder: silent_target(model, processor, args.data),
+        "memory": lambda folder: memory(args.model, durations, folder),
+    }
     with tempfile.TemporaryDirectory() as folder:
-        sections = [
-            ("Stages", stage_times(args.model, folder)),
-            ("Real faces, a model trained on rendered lips", real_faces(model, processor, folder)),
-            ("Chunked extraction", chunking(model, processor, args.data)),
-            ("Silent target", silent_target(model, processor, args.data)),
+        sections = [(SUBSECTIONS[name], measure[name](folder)) for name in SUBSECTIONS if name in chosen]
+    command = "python benchmarks/bench_video.py --out docs/benchmarks.md"
+    where = f"({machine_line()}, {torch.get_num_threads()} threads; model `{os.path.relpath(args.model, ROOT)}`)"
+    if len(chosen) == len(SUBSECTIONS):
+        body = [SECTION, "", f"Command: `{command}` {where}."]
+        for title, lines in sections:
+            body += ["", f"### {title}", "", *lines]
+        texts = [(SECTION, "\n".join(body), 2)]
+    else:
+        texts = [
             (
-                "Memory of long inputs (chunks of 4 s, overlap 1 s, memory-mapped input)",
-                memory(args.model, durations, folder),
-            ),
+                f"### {title}",
+                "\n".join([f"### {title}", "", f"Command: `{command} --sections {name}` {where}.", "", *lines]),
+                3,
+            )
+            for name, (title, lines) in zip([name for name in SUBSECTIONS if name in chosen], sections)
         ]
-    body = [
-        SECTION,
-        "",
-        f"Command: `python benchmarks/bench_video.py --out docs/benchmarks.md` ({machine_line()}, "
-        f"{torch.get_num_threads()} threads; model `{os.path.relpath(args.model, ROOT)}`).",
-    ]
-    for title, lines in sections:
-        body += ["", f"### {title}", "", *lines]
-    text = "\n".join(body)
-    print(text)
-    if args.out:
-        replace_section(args.out, SECTION, text)
+    for title, text, level in texts:
+        print(text)
+        if args.out:
+            replace_section(args.out, title, text + ("\n" if level == 3 else ""), level=level)
     return 0
 
 

@@ -36,6 +36,17 @@ def chunk_frames(total_frames: int, chunk: int, overlap: int) -> list[tuple[int,
     return [(start, start + chunk) for start in starts]
 
 
+def check_chunking(chunk_seconds: float, overlap_seconds: float) -> None:
+    """Refuses a chunking that cannot be joined: a chunk of no length, or an overlap outside [0, half a chunk]."""
+    if chunk_seconds <= 0:
+        raise ValueError(f"chunk_seconds={chunk_seconds}: a chunk must last more than 0 s")
+    if overlap_seconds < 0 or overlap_seconds > chunk_seconds / 2:
+        raise ValueError(
+            f"chunk_seconds={chunk_seconds} and overlap_seconds={overlap_seconds}: the overlap must be at least 0 and "
+            f"at most half a chunk"
+        )
+
+
 def _cross_fade(length: int) -> np.ndarray:
     """Weights of the incoming chunk over an overlap of ``length`` samples (raised cosine, 0 to 1)."""
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)).astype(np.float32)
@@ -73,11 +84,7 @@ def extract_in_chunks(
         raise ValueError(
             f"chunked extraction needs a whole number of samples per video frame, got {sampling_rate}/{fps}"
         )
-    if overlap_seconds < 0 or chunk_seconds <= 0 or overlap_seconds > chunk_seconds / 2:
-        raise ValueError(
-            f"chunk_seconds={chunk_seconds} and overlap_seconds={overlap_seconds}: the overlap must be at least 0 and "
-            f"at most half a chunk"
-        )
+    check_chunking(chunk_seconds, overlap_seconds)
     samples = len(mixture)
     total_frames = -(-samples // samples_per_frame)
     wants_lips = getattr(model.config, "lip_input", None) is not None
