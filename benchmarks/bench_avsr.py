@@ -9,8 +9,8 @@ docs/benchmarks.md.
   transcripts stop at their end token as real ones do; without it, one built on the offline Whisper tiny.en and the
   shipped lip reader with untrained blocks (the compute of a step is the same, but its transcripts run to the
   26-token cap).
-- Stage 2: the visual-unit rescorer on the offline MiniLM (as a causal decoder, LoRA rank 8), scoring an N-best of
-  5 and of 10 hypotheses for one clip: seconds per utterance.
+- Stage 2: the visual-unit rescorer on elegance-train-vur's default LM, the offline Whisper tiny.en's decoder (LoRA
+  rank 8), scoring an N-best of 5 and of 10 hypotheses for one clip: seconds per utterance.
 - k-means of the visual units: MiniBatchKMeans with K = 256 on the lip encoder's front-end features of the
   training clips (all frames of `--kmeans_clips` clips).
 - Memory: the process's resident size once the recogniser is loaded, its peak during the first greedy decode
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     )
     model.eval()
 
-    language_model, tokenizer, new = load_causal_language_model(None)
+    language_model, tokenizer, new = load_causal_language_model(offline_whisper())  # elegance-train-vur's default
     rescorer = VisualUnitRescorer(language_model, tokenizer, 256, lora_rank=8, keep_trainable=new).eval()
     units = list(np.random.default_rng(0).integers(0, 256, 75))
     for n in (5, 10):
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
             f"Command: `{command}` ({machine_line()}, "
             f"{torch.get_num_threads()} threads). Stage 1: {recogniser}, {args.clips} test clips of 3 s "
             f"({seconds:.0f} s of speech) decoded one at a time; stage 2: "
-            "the MiniLM as a causal decoder with LoRA rank 8 and 256 unit tokens.",
+            "the offline Whisper tiny.en's decoder as the LM, with LoRA rank 8 and 256 unit tokens.",
             "",
             "| what | cost |",
             "|---|---|",

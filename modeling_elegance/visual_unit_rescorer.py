@@ -6,6 +6,12 @@ LoRA (`peft`) and its input embeddings train too (the new unit tokens start rand
 its tokens' log-probabilities after the prompt; training is list-wise: a softmax over the N hypotheses' scores,
 cross-entropy against the one with the lowest WER. At inference the best hypothesis maximises the LM score plus a
 weighted first-pass score.
+
+Whisper's decoder (``WhisperForCausalLM``, e.g. loaded from the offline Whisper tiny.en) serves as the LM too. It
+was trained to cross-attend to audio; here it reads one frame of zeros instead, and every sequence starts with its
+transcript prefix (``<|startoftranscript|><|notimestamps|>``). That makes it a plain English LM: on "The cat sat on
+the mat and looked at the dog." it gives 4.4 nats a token, against 7.4 with the words shuffled, where the offline
+MiniLM loaded as a decoder (its LM head untrained) gives 10.9 to both.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ def unit_tokens(num_units: int) -> list[str]:
 class VisualUnitRescorer(nn.Module):
     r"""
     Args:
-        language_model: any Hugging Face causal LM (`AutoModelForCausalLM`): Qwen3, Llama, GPT-2, ...
+        language_model: any Hugging Face causal LM (`AutoModelForCausalLM`): Qwen3, Llama, GPT-2, ..., or Whisper's
+            decoder (`WhisperForCausalLM`, read as a text LM as the module docstring says).
         tokenizer: its tokenizer; the unit tokens are added to it.
         num_units: the quantizer's K.
         lora_rank: LoRA rank on every linear layer of the LM (0: the LM stays frozen but for its embeddings).
@@ -54,6 +61,17 @@ class VisualUnitRescorer(nn.Module):
         for parameter in kept:
             parameter.requires_grad_(True)
         self.language_model = language_model
+        config = language_model.config
+        # a speech decoder used as a text LM: a transcript's start tokens first, and one zero frame of "audio"
+        self.speech_decoder_width = config.d_model if config.model_type == "whisper" else None
+        self.prefix_ids = (
+            [config.decoder_start_token_id, tokenizer.convert_tokens_to_ids("<|notimestamps|>")]
+            if self.speech_decoder_width
+            else []
+        )
+        self.max_positions = getattr(config, "max_target_positions", None) or getattr(
+            config, "max_position_embeddings", None
+        )
 
     @classmethod
     def from_pretrained(cls, folder: str) -> VisualUnitRescorer:
@@ -75,17 +93,26 @@ class VisualUnitRescorer(nn.Module):
 
     def score(self, units, hypotheses: list[str]) -> torch.Tensor:
         """``(N,)``: each hypothesis's summed token log-probability after the clip's prompt."""
-        prompt_ids = self.tokenizer(self.prompt(units), add_special_tokens=False)["input_ids"]
+        prompt_ids = self.prefix_ids + self.tokenizer(self.prompt(units), add_special_tokens=False)["input_ids"]
         rows = [
             prompt_ids + self.tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"]
             for text in hypotheses
         ]
         width = max(len(row) for row in rows)
+        if self.max_positions and width > self.max_positions:
+            raise ValueError(
+                f"the prompt ({len(prompt_ids)} tokens, {len(units)} visual-unit frames) and the longest hypothesis "
+                f"take {width} tokens, more than the {self.max_positions} positions of this LM; rescore shorter "
+                f"clips or use an LM with a longer context"
+            )
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         device = self.language_model.get_input_embeddings().weight.device
         ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=device)
         mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows], device=device)
-        logits = self.language_model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        extra = {}
+        if self.speech_decoder_width:
+            extra["encoder_outputs"] = (torch.zeros(len(rows), 1, self.speech_decoder_width, device=device),)
+        logits = self.language_model(input_ids=ids, attention_mask=mask, **extra).logits[:, :-1].float()
         log_probs = logits.log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]  # (N, width - 1)
         # only the hypothesis's tokens count: position t predicts token t + 1
         positions = torch.arange(1, width, device=device)

@@ -1,5 +1,5 @@
 """AVUR-LLM's refinement stage: the visual-unit quantizer (k-means, save/load), run-length compression, the
-list-wise loss on a hand-made N-best, and the rescorer on locally saved tiny random Qwen3 and Llama models."""
+list-wise loss on a hand-made N-best, and the rescorer on locally saved tiny random Qwen3, Llama and Whisper models."""
 
 from __future__ import annotations
 
@@ -65,9 +65,9 @@ def test_the_listwise_loss_on_a_hand_made_n_best():
     assert VisualUnitRescorer.rerank(scores, torch.tensor([0.0, 0.0, 5.0]), 0.1) == 1
 
 
-@pytest.mark.parametrize("kind", ["qwen3", "llama"])
-def test_the_rescorer_learns_to_prefer_the_lowest_wer_hypothesis(kind, tmp_path):
-    folder = tiny_causal_lm(kind, str(tmp_path / kind))
+@pytest.mark.parametrize("kind", ["qwen3", "llama", "whisper"])
+def test_the_rescorer_learns_to_prefer_the_lowest_wer_hypothesis(kind, tmp_path, random_whisper):
+    folder = random_whisper if kind == "whisper" else tiny_causal_lm(kind, str(tmp_path / kind))
     rescorer = VisualUnitRescorer(
         AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), num_units=16, lora_rank=4
     )
@@ -92,6 +92,44 @@ def test_the_rescorer_learns_to_prefer_the_lowest_wer_hypothesis(kind, tmp_path)
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 2
     assert int(rescorer.score(units, hypotheses).argmax()) == 1
+
+
+def test_whispers_decoder_scores_as_a_text_lm_after_a_transcript_prefix_with_silent_audio(random_whisper, tmp_path):
+    """A hypothesis's score is the summed log-probability Whisper itself gives its tokens when decoding a transcript
+    (``<|startoftranscript|><|notimestamps|>``, then the prompt) from one frame of zero encoder states; saved and
+    loaded as elegance-train-vur writes it, the rescorer scores the same."""
+    from transformers import WhisperForConditionalGeneration
+
+    rescorer = VisualUnitRescorer(
+        AutoModelForCausalLM.from_pretrained(random_whisper), AutoTokenizer.from_pretrained(random_whisper), 4, 0
+    ).eval()
+    whisper = WhisperForConditionalGeneration.from_pretrained(random_whisper).eval()
+    whisper.resize_token_embeddings(len(rescorer.tokenizer))
+    tokenizer = rescorer.tokenizer
+    units, hypothesis = [1, 1, 3], "bin blue at f two now"
+    prefix = tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", "<|notimestamps|>"])
+    prompt = prefix + tokenizer(rescorer.prompt(units), add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt + tokenizer(" " + hypothesis, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        silence = (torch.zeros(1, 1, whisper.config.d_model),)
+        logits = whisper(encoder_outputs=silence, decoder_input_ids=ids).logits[0, :-1]
+        expected = logits.log_softmax(-1).gather(-1, ids[0, 1:, None])[len(prompt) - 1 :].sum()
+        assert rescorer.score(units, [hypothesis])[0].item() == pytest.approx(expected.item(), abs=1e-4)
+    rescorer.language_model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = VisualUnitRescorer.from_pretrained(str(tmp_path))
+    assert type(reloaded.language_model).__name__ == "WhisperForCausalLM"
+    with torch.no_grad():
+        assert reloaded.score(units, [hypothesis])[0].item() == pytest.approx(expected.item(), abs=1e-4)
+
+
+def test_a_prompt_longer_than_the_lms_context_is_refused(random_whisper):
+    rescorer = VisualUnitRescorer(
+        AutoModelForCausalLM.from_pretrained(random_whisper), AutoTokenizer.from_pretrained(random_whisper), 4, 0
+    )
+    units = [0, 1] * 40  # 80 unit tokens after compression, beyond the tiny Whisper's 64 positions
+    with pytest.raises(ValueError, match=r"^the prompt \(\d+ tokens, 80 visual-unit frames\) and the longest "):
+        rescorer.score(units, ["bin blue"])
 
 
 def test_the_nbest_store_reuses_lists_only_for_the_same_settings(tmp_path):
