@@ -25,7 +25,7 @@ layout and the two-stage lip-reading recipe, about 2 hours of two one-thread lan
 diagnostics); the tables show every kind that has results.
 Each is scored on `test_noisy` (3 noise types x 5 SNRs, 150 clips) by `elegance-evaluate`, greedy. On the runs of
 ``--recogniser_kind`` (``lips-on-audio`` by default: the recogniser whose lips matter) of ``--vur_seeds``, stage 2
-(`elegance-train-vur`, the offline MiniLM as the rescorer) is trained on the N-best lists of `train_noisy` and scored
+(`elegance-train-vur`, its default LM as the rescorer) is trained on the N-best lists of `train_noisy` and scored
 with ``--vur`` (N-best rescored, beside the beam's own first choice). The same kind's run of ``--chain_seed`` is
 also scored on the talker mixtures of `test` with ``--extractor pretrained/usev-tiny``: the target's words from a
 two-talker mixture, by extraction then recognition, against recognition of the mixture.
