@@ -12,8 +12,9 @@
   ``h + tanh(gate) * u * read`` injects it; ``gate`` starts at 0, so the untrained model is Whisper exactly.
 
 Whisper itself is unchanged: the blocks are attached with forward hooks on its encoder layers and its decoder, so
-any Whisper checkpoint works, `generate` (greedy, beams, N-best) works as Whisper's does, and the visual stream is
-simply absent for audio-only input.
+any Whisper checkpoint works, `generate` (greedy, beams) works as Whisper's does (the N-best by generation's own beam
+search, which Whisper's `generate` does not give; see :meth:`AvurForConditionalGeneration.generate`), and the
+visual stream is simply absent for audio-only input.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, WhisperForConditionalGeneration
+from transformers import GenerationMixin, PreTrainedModel, WhisperForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
@@ -457,10 +458,16 @@ class AvurForConditionalGeneration(PreTrainedModel):
         audio_states: torch.Tensor | None = None,
         **kwargs,
     ):
-        """Whisper's `generate` (greedy, beams, ``num_return_sequences`` for the N-best, ``output_scores``) with the
-        visual stream; ``audio_states`` (:meth:`encode_audio`'s output) replace ``input_features`` as in
-        :meth:`forward`. Beam search runs on a :class:`BeamSharedCrossAttentionCache` (same results, less copying)
-        unless a ``cache`` is passed."""
+        """Whisper's `generate` (greedy, beams, ``output_scores``) with the visual stream; ``audio_states``
+        (:meth:`encode_audio`'s output) replace ``input_features`` as in :meth:`forward`. Beam search runs on a
+        :class:`BeamSharedCrossAttentionCache` (same results, less copying) unless a ``cache`` is passed.
+
+        ``num_return_sequences=N`` with ``num_beams >= N`` returns the N-best: the beam's N best hypotheses, best
+        first, with their ``sequences_scores``, each sequence starting with the transcript prefix (see
+        :meth:`transcript_prefix`; ``language=`` and ``task=`` choose a multilingual Whisper's, by default English
+        transcription). Whisper's own `generate` cannot give it: it repeats each input N times and beam-searches each
+        copy alone, for its temperature fallback, so it returns N copies of the best hypothesis (transformers 5.24).
+        The N-best therefore comes from `generate`'s own beam search, started from the prefix Whisper would use."""
         if (input_features is None) == (audio_states is None):
             raise ValueError(
                 "pass exactly one of input_features (Whisper's log-mel features) and audio_states (the frozen "
@@ -472,16 +479,43 @@ class AvurForConditionalGeneration(PreTrainedModel):
         if num_beams > 1 and not any(name in kwargs for name in ("cache", "past_key_values", "temperature")):
             # a fresh cache per call (it holds state); not with temperature fallback, which decodes again with it
             kwargs["cache"] = BeamSharedCrossAttentionCache()
+        decode = self.whisper.generate
+        if (kwargs.get("num_return_sequences") or 1) > 1:
+            prefix = self.transcript_prefix(kwargs.pop("language", None), kwargs.pop("task", None))
+
+            def decode(features, **options):
+                start = torch.tensor([prefix], device=features.device).expand(features.shape[0], -1)
+                return GenerationMixin.generate(self.whisper, features, decoder_input_ids=start, **options)
+
         with self._visual_context(visual_embeds, attention_mask) as state:
             if audio_states is None:
-                return self.whisper.generate(input_features, **kwargs)
+                return decode(input_features, **kwargs)
             encoder_output = self._read_audio_states(state, audio_states)
             config = self.config.whisper_config
             placeholder = audio_states.new_zeros(
                 audio_states.shape[0], config.num_mel_bins, 2 * config.max_source_positions
             )
             with self._encoder_answers_with(encoder_output):
-                return self.whisper.generate(placeholder, **kwargs)
+                return decode(placeholder, **kwargs)
+
+    def transcript_prefix(self, language: str | None = None, task: str | None = None) -> list[int]:
+        """The tokens a transcript starts with, as Whisper's `generate` starts it without timestamps:
+        ``<|startoftranscript|>``, for a multilingual Whisper the language (``"en"`` unless ``language`` says) and
+        the task (``"transcribe"`` unless ``task`` says), then ``<|notimestamps|>``."""
+        generation = self.whisper.generation_config
+        prefix = [generation.decoder_start_token_id]
+        if getattr(generation, "is_multilingual", False):
+            language = (language or "en").strip("<|>")
+            task = task or "transcribe"
+            if f"<|{language}|>" not in generation.lang_to_id or task not in generation.task_to_id:
+                raise ValueError(
+                    f"language={language!r} or task={task!r} is unknown to this Whisper; languages are codes such as "
+                    f"'en', tasks are {sorted(generation.task_to_id)}"
+                )
+            prefix += [generation.lang_to_id[f"<|{language}|>"], generation.task_to_id[task]]
+        if getattr(generation, "no_timestamps_token_id", None) is not None:
+            prefix.append(generation.no_timestamps_token_id)
+        return prefix
 
     @classmethod
     def from_whisper(

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import run_without_the_package
 from safetensors.torch import load_file
-from transformers import AutoModel, WhisperForConditionalGeneration
+from transformers import AutoModel, GenerationMixin, WhisperForConditionalGeneration
 
 from modeling_elegance import AvurConfig, AvurForConditionalGeneration
 from modeling_elegance.modeling_avur import AdaptiveModulatedFusion, SparseAlignmentBlock
@@ -57,9 +57,45 @@ def test_a_closed_gate_is_whisper_exactly(model, whisper):
         theirs = whisper(input_features=features, decoder_input_ids=decoder_ids(whisper))
     assert torch.equal(ours.logits, theirs.logits)
     assert ours.acoustic_reliability.shape == (2, 4) and ours.visual_hidden_states.shape == (2, 75, 16)
-    assert torch.equal(
-        model.generate(features, visual, **NBEST).sequences, whisper.generate(features, **NBEST).sequences
-    )
+    prefix = torch.tensor([model.transcript_prefix()] * 2)
+    stock_nbest = GenerationMixin.generate(whisper, features, decoder_input_ids=prefix, **NBEST)
+    assert torch.equal(model.generate(features, visual, **NBEST).sequences, stock_nbest.sequences)
+    greedy = dict(max_new_tokens=4)
+    assert torch.equal(model.generate(features, visual, **greedy), whisper.generate(features, **greedy))
+
+
+def test_the_n_best_is_n_different_hypotheses_best_first_starting_with_whispers_own_beam(model, whisper):
+    """Whisper's own generate returns N copies of its best hypothesis for num_return_sequences=N (it beam-searches
+    N copies of the input); the N-best must be N different hypotheses, scores falling, the first the beam's own."""
+    from transformers import WhisperTokenizerFast
+
+    features, _ = inputs(seed=3)
+    options = dict(num_beams=4, output_scores=True, return_dict_in_generate=True, max_new_tokens=12)
+    nbest = model.generate(features, None, num_return_sequences=4, **options)
+    prefix = model.transcript_prefix()
+    assert prefix[0] == whisper.config.decoder_start_token_id  # (this tiny Whisper has no <|notimestamps|>)
+    assert nbest.sequences.shape[0] == 8 and torch.all(nbest.sequences[:, : len(prefix)] == torch.tensor(prefix))
+    for row in range(2):
+        hypotheses = nbest.sequences[4 * row : 4 * (row + 1)]
+        assert len({tuple(hypothesis.tolist()) for hypothesis in hypotheses}) == 4
+        scores = nbest.sequences_scores[4 * row : 4 * (row + 1)]
+        assert torch.all(scores[:-1] >= scores[1:])
+    tokenizer = WhisperTokenizerFast.from_pretrained(whisper.name_or_path)
+    own = tokenizer.batch_decode(whisper.generate(features, **options).sequences, skip_special_tokens=True)
+    firsts = tokenizer.batch_decode(nbest.sequences[::4], skip_special_tokens=True)
+    assert firsts == own
+
+
+def test_a_multilingual_whispers_transcript_prefix_names_its_language_and_task(model):
+    generation = model.whisper.generation_config
+    generation.is_multilingual = True
+    generation.lang_to_id, generation.task_to_id = {"<|en|>": 50259, "<|de|>": 50261}, {"transcribe": 50360}
+    generation.no_timestamps_token_id = 50364
+    start = generation.decoder_start_token_id
+    assert model.transcript_prefix() == [start, 50259, 50360, 50364]
+    assert model.transcript_prefix("de") == [start, 50261, 50360, 50364]
+    with pytest.raises(ValueError, match=r"^language='xx' or task='transcribe' is unknown to this Whisper"):
+        model.transcript_prefix("xx")
 
 
 def test_beam_search_leaves_the_cross_attention_cache_in_place_and_decodes_the_same(model, monkeypatch):
