@@ -93,7 +93,7 @@ benchmark-quality: install-dev $(DATA)/dataset_dict.json
 	cd benchmarks && ../$(BIN)/python bench_quality.py --out ../docs/results.md --pslm "$$(../$(BIN)/elegance-whisper-offline)"
 
 # re-creates the shipped models of pretrained/ (see pretrained/README.md for the commands, commits and measured
-# times): the lip reader, then usev-tiny alone on both cores on the many-speakers corpus (about 75 minutes), then
+# times): the lip reader, then usev-tiny alone on both cores on the many-speakers corpus (about 112 minutes), then
 # av-mamba-tiny on one thread (about 2 hours), each evaluated and exported with its card; resumes where it stopped. The recipe itself (learning
 # rate 2e-3 with warm-up and cosine decay, 30% of the lips impaired) is elegance-train's default. Two OpenMP threads
 # beside another job wait on each other (3x slower a step), hence one after the other.
