@@ -45,6 +45,10 @@ class AvurConfig(PretrainedConfig):
             `lip_embedding_dim`).
         lip_frontend_width, lip_embedding_dim, lip_temporal_layers, lip_roi_size: the lip encoder's sizes (with
             ``lip_input="frames"``; :meth:`AvurForConditionalGeneration.from_whisper` copies them from a lip reader).
+        whisper_generation_config: Whisper's generation settings (its ``suppress_tokens``, ``no_timestamps_token_id``,
+            language and task tokens, ...), as a dict. :meth:`AvurForConditionalGeneration.from_whisper` copies them
+            from the checkpoint, so that a saved recogniser decodes as its Whisper does; without them (folders saved
+            before they were kept) Whisper's generation settings are rebuilt from its config, which lacks those.
 
     Example:
 
@@ -78,6 +82,7 @@ class AvurConfig(PretrainedConfig):
         lip_embedding_dim: int = 128,
         lip_temporal_layers: int = 1,
         lip_roi_size: int = 48,
+        whisper_generation_config: dict | None = None,
         **kwargs,
     ):
         if whisper_config is None:
@@ -124,4 +129,5 @@ class AvurConfig(PretrainedConfig):
         self.sma_ffn_dim = sma_ffn_dim or 2 * width
         self.sma_output_norm = sma_output_norm
         self.modality_dropout = modality_dropout
+        self.whisper_generation_config = whisper_generation_config
         super().__init__(**kwargs)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel, WhisperForConditionalGeneration
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel, WhisperForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
@@ -190,6 +190,8 @@ class AvurForConditionalGeneration(PreTrainedModel):
         whisper_config = config.whisper_config
         width = whisper_config.d_model
         self.whisper = WhisperForConditionalGeneration(whisper_config)
+        if config.whisper_generation_config:
+            self.whisper.generation_config = GenerationConfig.from_dict(config.whisper_generation_config)
         self.lip_encoder = LipEncoder(config) if config.lip_input == "frames" else None
         self.visual_projection = nn.Linear(config.visual_dim, width)
         self.alignment = nn.ModuleList(
@@ -535,6 +537,12 @@ class AvurForConditionalGeneration(PreTrainedModel):
                 **{name: sizes[name] for name in LIP_ENCODER_FIELDS},
             }
         whisper = WhisperForConditionalGeneration.from_pretrained(whisper_name_or_path, dtype=torch.float32)
+        generation = {
+            name: value
+            for name, value in whisper.generation_config.to_diff_dict().items()
+            if name not in ("_from_model_config", "transformers_version")
+        }
+        config_kwargs.setdefault("whisper_generation_config", generation)
         model = cls(AvurConfig(whisper_config=whisper.config.to_dict(), **config_kwargs))
         model.whisper.load_state_dict(whisper.state_dict())
         if lip_reader is not None:

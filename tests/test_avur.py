@@ -86,6 +86,25 @@ def test_the_n_best_is_n_different_hypotheses_best_first_starting_with_whispers_
     assert firsts == own
 
 
+def test_a_saved_recogniser_decodes_with_its_whispers_generation_settings(random_whisper, tmp_path):
+    """Whisper's suppressed tokens and <|notimestamps|> live in its generation config, which a saved recogniser used
+    to lose (its Whisper's generation settings were rebuilt from the model config on loading)."""
+    whisper = WhisperForConditionalGeneration.from_pretrained(random_whisper)
+    whisper.generation_config.no_timestamps_token_id = 50362
+    whisper.generation_config.suppress_tokens = [1, 2, 7]
+    whisper.generation_config._from_model_config = False
+    whisper.save_pretrained(tmp_path / "whisper")
+    model = AvurForConditionalGeneration.from_whisper(str(tmp_path / "whisper"), visual_dim=VISUAL_DIM)
+    model.save_pretrained(tmp_path / "avsr")
+    loaded = AutoModel.from_pretrained(tmp_path / "avsr")
+    settings = loaded.whisper.generation_config
+    assert settings.no_timestamps_token_id == 50362 and settings.suppress_tokens == [1, 2, 7]
+    assert loaded.transcript_prefix() == [whisper.config.decoder_start_token_id, 50362]
+    features, visual = inputs()
+    greedy = dict(max_new_tokens=4)
+    assert torch.equal(loaded.generate(features, visual, **greedy), whisper.eval().generate(features, **greedy))
+
+
 def test_a_multilingual_whispers_transcript_prefix_names_its_language_and_task(model):
     generation = model.whisper.generation_config
     generation.is_multilingual = True
