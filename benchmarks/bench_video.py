@@ -223,12 +223,12 @@ def main(argv=None) -> int:
         "memory": lambda folder: memory(args.model, durations, folder),
     }
     with tempfile.TemporaryDirectory() as folder:
-        sections = [(SUBSECTIONS[name], measure[name](folder)) for name in SUBSECTIONS if name in chosen]
+        sections = [(name, SUBSECTIONS[name], measure[name](folder)) for name in SUBSECTIONS if name in chosen]
     command = "python benchmarks/bench_video.py --out docs/benchmarks.md"
     where = f"({machine_line()}, {torch.get_num_threads()} threads; model `{os.path.relpath(args.model, ROOT)}`)"
     if len(chosen) == len(SUBSECTIONS):
         body = [SECTION, "", f"Command: `{command}` {where}."]
-        for title, lines in sections:
+        for _, title, lines in sections:
             body += ["", f"### {title}", "", *lines]
         texts = [(SECTION, "\n".join(body), 2)]
     else:
@@ -238,7 +238,7 @@ def main(argv=None) -> int:
                 "\n".join([f"### {title}", "", f"Command: `{command} --sections {name}` {where}.", "", *lines]),
                 3,
             )
-            for name, (title, lines) in zip([name for name in SUBSECTIONS if name in chosen], sections)
+            for name, title, lines in sections
         ]
     for title, text, level in texts:
         print(text)

@@ -547,7 +547,6 @@ class AvurForConditionalGeneration(PreTrainedModel):
         model.whisper.load_state_dict(whisper.state_dict())
         if lip_reader is not None:
             model.lip_encoder.load_state_dict(load_lip_encoder_state_dict(lip_reader, model.config))
-        model.whisper.generation_config = whisper.generation_config
         probed_attention = model.whisper.model.decoder.layers[model.fusion_layer_index].encoder_attn
         with torch.no_grad():
             model.fusion.probe_query.load_state_dict(probed_attention.q_proj.state_dict())

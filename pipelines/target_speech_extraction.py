@@ -27,6 +27,7 @@ import torch
 from transformers import AutoProcessor, Pipeline
 
 import processing  # noqa: F401  (registers EleganceProcessor with AutoProcessor)
+from processing.processing_elegance import check_duration_lengths
 
 from .chunked_extraction import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, check_chunking, extract_in_chunks
 
@@ -115,12 +116,19 @@ class TargetSpeechExtractionPipeline(Pipeline):
             )
         if not wants_lips and lips is not None:
             raise ValueError(f"{type(self.model).__name__} is audio-only (speech enhancement); call it without lips")
-        # decoded once, at the model's rate; the processor checks that audio and lips last as long as each other
+        # decoded once, at the model's rate
         mixture = self.processor.audio_feature_extractor._load(inputs, 0, sampling_rate)
         lips = self.processor.lip_feature_extractor._load(lips, 0) if wants_lips else None
-        features = self.processor(audio=mixture, videos=[lips] if wants_lips else None, return_tensors="pt")
         if chunk_seconds and len(mixture) > chunk_seconds * self.model.config.sampling_rate:
+            if wants_lips:  # the processor's check, without making features of the whole recording
+                check_duration_lengths(
+                    [len(mixture)],
+                    [len(lips)],
+                    self.model.config.sampling_rate,
+                    self.processor.lip_feature_extractor.fps,
+                )
             return {"mixture": mixture, "lips": lips}
+        features = self.processor(audio=mixture, videos=[lips] if wants_lips else None, return_tensors="pt")
         return {name: features[name] for name in self.processor.model_input_names if name in features}
 
     def _forward(self, model_inputs, chunk_seconds=DEFAULT_CHUNK_SECONDS, overlap_seconds=DEFAULT_OVERLAP_SECONDS):

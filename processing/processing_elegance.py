@@ -97,8 +97,13 @@ class EleganceProcessor(ProcessorMixin):
 def check_durations(audio_mask, video_mask, rate: int, fps: int) -> None:
     """Each example's audio (``audio_mask`` ``(batch, samples)``) and lip clip (``video_mask`` ``(batch, frames)``)
     must last the same within one video frame; otherwise an error that says by how much they differ."""
-    audio_lengths = [int(sum(row)) for row in audio_mask.tolist()]
-    video_lengths = [int(sum(row)) for row in video_mask.tolist()]
+    check_duration_lengths(
+        [int(sum(row)) for row in audio_mask.tolist()], [int(sum(row)) for row in video_mask.tolist()], rate, fps
+    )
+
+
+def check_duration_lengths(audio_lengths: list[int], video_lengths: list[int], rate: int, fps: int) -> None:
+    """:func:`check_durations` on lengths: samples of each example's audio, frames of its lip clip."""
     if len(audio_lengths) != len(video_lengths):
         raise ValueError(
             f"got {len(audio_lengths)} audio examples but {len(video_lengths)} lip clips; pass one clip per waveform"

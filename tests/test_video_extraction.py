@@ -366,6 +366,8 @@ def test_the_pipeline_extracts_a_long_mixture_in_chunks(shipped):
     with torch.inference_mode():
         own = model(**processor(audio=two_seconds["mixture"], videos=[two_seconds["lips"]], return_tensors="pt"))
     np.testing.assert_array_equal(extract(two_seconds)["waveform"], own.waveform[0].numpy())
+    with pytest.raises(ValueError, match=r"^example 0: the audio lasts 9.00 s but the lip clip has 150 frames"):
+        extract(mixture, lips=lips[:150])  # a long mixture is checked as the processor checks a short one
 
 
 def test_the_pipeline_refuses_a_chunking_that_cannot_be_joined(shipped):
