@@ -93,20 +93,20 @@ benchmark-quality: install-dev $(DATA)/dataset_dict.json
 	cd benchmarks && ../$(BIN)/python bench_quality.py --out ../docs/results.md --pslm "$$(../$(BIN)/elegance-whisper-offline)"
 
 # re-creates the shipped models of pretrained/ (see pretrained/README.md for the commands, commits and measured
-# times): the lip reader, then usev-tiny alone on both cores on the many-speakers corpus (about 112 minutes), then
-# av-mamba-tiny on one thread (about 2 hours), each evaluated and exported with its card; resumes where it stopped. The recipe itself (learning
+# times): the lip reader, then usev-tiny and av-mamba-tiny, one after the other, each alone on both cores on the
+# many-speakers corpus (about 112 and 115 minutes), each evaluated and exported with its card; resumes where it stopped. The recipe itself (learning
 # rate 2e-3 with warm-up and cosine decay, 30% of the lips impaired) is elegance-train's default. Two OpenMP threads
 # beside another job wait on each other (3x slower a step), hence one after the other.
 RUN_FLAGS := --lip_encoder pretrained/lip-reader --eval_strategy steps --eval_steps 2000 --save_steps 1000 \
 	--disable_tqdm true --resume_from_checkpoint last --embedding_cache_dir $(OUT)/cache
 USEV_TINY := --backbone usev-tiny --config_overrides encoder_channels=256 --max_steps 50000 --logging_steps 500 --seed 0
-AV_MAMBA_TINY := --backbone av-mamba-tiny --max_steps 6500 --logging_steps 100
+AV_MAMBA_TINY := --backbone av-mamba-tiny --config_overrides encoder_channels=256 --max_steps 20000 --logging_steps 500 --seed 0
 pretrained: install $(DATA)/dataset_dict.json $(MANY_SPEAKERS_DATA)/dataset_dict.json
 	$(BIN)/elegance-pretrain-lips --data $(DATA) --output_dir $(OUT)/lips --disable_tqdm true --resume_from_checkpoint last
 	rm -rf pretrained/lip-reader && cp -r $(OUT)/lips/lip-reader pretrained/lip-reader
 	OMP_NUM_THREADS=2 $(BIN)/elegance-train $(USEV_TINY) --data $(MANY_SPEAKERS_DATA) --output_dir $(OUT)/runs/pretrained-usev-tiny $(RUN_FLAGS)
-	OMP_NUM_THREADS=1 $(BIN)/elegance-train $(AV_MAMBA_TINY) --data $(DATA) --output_dir $(OUT)/runs/pretrained-av-mamba-tiny \
-		$(RUN_FLAGS)
+	OMP_NUM_THREADS=2 $(BIN)/elegance-train $(AV_MAMBA_TINY) --data $(MANY_SPEAKERS_DATA) \
+		--output_dir $(OUT)/runs/pretrained-av-mamba-tiny $(RUN_FLAGS)
 	for name in usev-tiny av-mamba-tiny; do \
 		$(BIN)/elegance-evaluate --model $(OUT)/runs/pretrained-$$name/guidance-free --data $(DATA) --splits test,test_impaired \
 			--no_perceptual --asr none --out $(OUT)/runs/pretrained-$$name-evaluation.json && \
