@@ -100,7 +100,7 @@ benchmark-quality: install-dev $(DATA)/dataset_dict.json
 RUN_FLAGS := --lip_encoder pretrained/lip-reader --eval_strategy steps --eval_steps 2000 --save_steps 1000 \
 	--disable_tqdm true --resume_from_checkpoint last --embedding_cache_dir $(OUT)/cache
 USEV_TINY := --backbone usev-tiny --config_overrides encoder_channels=256 --max_steps 50000 --logging_steps 500 --seed 0
-AV_MAMBA_TINY := --backbone av-mamba-tiny --config_overrides encoder_channels=256 --max_steps 20000 --logging_steps 500 --seed 0
+AV_MAMBA_TINY := --backbone av-mamba-tiny --config_overrides encoder_channels=256 --max_steps 17000 --logging_steps 500 --seed 0
 pretrained: install $(DATA)/dataset_dict.json $(MANY_SPEAKERS_DATA)/dataset_dict.json
 	$(BIN)/elegance-pretrain-lips --data $(DATA) --output_dir $(OUT)/lips --disable_tqdm true --resume_from_checkpoint last
 	rm -rf pretrained/lip-reader && cp -r $(OUT)/lips/lip-reader pretrained/lip-reader
