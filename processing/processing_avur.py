@@ -110,7 +110,9 @@ class AvurProcessor(ProcessorMixin):
         return whisper_labels(self.tokenizer, [text] if isinstance(text, str) else list(text))
 
     def batch_decode(self, token_ids, **kwargs) -> list[str]:
-        return [text.strip() for text in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True, **kwargs)]
+        """The transcripts of ``(batch, tokens)`` ids, without special tokens unless ``skip_special_tokens=False``."""
+        kwargs.setdefault("skip_special_tokens", True)
+        return [text.strip() for text in self.tokenizer.batch_decode(token_ids, **kwargs)]
 
     @property
     def model_input_names(self):

@@ -586,8 +586,12 @@ def test_the_processor_prepares_whispers_features_lips_and_labels(processor, ran
     torch.testing.assert_close(batch["input_features"][:1], expected.input_features)
     assert batch["attention_mask"].shape == (2, 3000) and int(batch["attention_mask"][0].sum()) == 300
     assert batch["lip_frames"].shape == (2, 75, 32, 32) and batch["video_attention_mask"].shape == (2, 75)
-    decoded = processor.batch_decode(batch["labels"].masked_fill(batch["labels"] == -100, 0))
+    ids = batch["labels"].masked_fill(batch["labels"] == -100, 0)
+    decoded = processor.batch_decode(ids)
     assert decoded[0].startswith(examples[0]["transcript"][:10])
+    # the transformers spelling of the default gives the same; skip_special_tokens=False keeps the end token
+    assert processor.batch_decode(ids, skip_special_tokens=True) == decoded
+    assert "<|endoftext|>" in processor.batch_decode(ids, skip_special_tokens=False)[0]
     processor.save_pretrained(tmp_path / "processor")
     reloaded = AutoProcessor.from_pretrained(tmp_path / "processor")
     assert type(reloaded).__name__ == "AvurProcessor"
