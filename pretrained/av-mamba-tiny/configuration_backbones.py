@@ -10,6 +10,7 @@ from .configuration_elegance import EleganceConfig
 
 LIP_INPUTS = ("frames", "embeddings")
 LOSSES = ("si_sdr", "activity_aware")
+ENCODER_TYPES = ("learned", "stft")
 SEQUENCE_MODELS = ("lstm", "mamba")
 
 
@@ -21,7 +22,14 @@ class DualPathConfig(EleganceConfig):
         encoder_channels (`int`, *optional*, defaults to 256):
             Filters of the waveform encoder (``N``).
         encoder_kernel_size (`int`, *optional*, defaults to 40):
-            Encoder window in samples (``L``); the hop is half of it.
+            Encoder window in samples (``L``); the hop is half of it for the learned encoder.
+        encoder_type (`str`, *optional*, defaults to `"learned"`):
+            ``"learned"`` (USEV's: a strided convolution of ``encoder_channels`` filters, a ReLU mask, and a learned
+            decoder) or ``"stft"`` (not in USEV: a Hann-windowed STFT of ``encoder_kernel_size`` points with hop
+            ``encoder_hop_size``, a complex mask and the inverse STFT; ``encoder_channels`` is then unused).
+        encoder_hop_size (`int`, *optional*):
+            Hop of the STFT encoder; a quarter of its window when None. The learned encoder's hop is always half of
+            its window.
         bottleneck_channels (`int`, *optional*, defaults to 64):
             Width of the dual-path blocks (``B``).
         num_blocks (`int`, *optional*, defaults to 6):
@@ -91,6 +99,8 @@ class DualPathConfig(EleganceConfig):
         self,
         encoder_channels: int = 256,
         encoder_kernel_size: int = 40,
+        encoder_type: str = "learned",
+        encoder_hop_size: int | None = None,
         bottleneck_channels: int = 64,
         num_blocks: int = 6,
         chunk_size: int = 100,
@@ -130,10 +140,25 @@ class DualPathConfig(EleganceConfig):
                 f"lip_encoder={lip_encoder!r} needs lip_input='frames' (the model owns the pretrained encoder), got "
                 f"lip_input={lip_input!r}"
             )
+        if encoder_type not in ENCODER_TYPES:
+            raise ValueError(f"encoder_type must be one of {ENCODER_TYPES}, got {encoder_type!r}")
+        if encoder_type == "learned" and encoder_hop_size not in (None, encoder_kernel_size // 2):
+            raise ValueError(
+                f"the learned encoder's hop is half its window ({encoder_kernel_size // 2} samples), got "
+                f"encoder_hop_size={encoder_hop_size}; leave encoder_hop_size unset or use encoder_type='stft'"
+            )
         if chunk_size < 2:
             raise ValueError(f"chunk_size must be at least 2, got {chunk_size}")
         self.encoder_channels = encoder_channels
         self.encoder_kernel_size = encoder_kernel_size
+        self.encoder_type = encoder_type
+        self.encoder_hop_size = encoder_hop_size
+        hop = self.encoder_stride
+        if encoder_type == "stft" and (hop < 1 or hop > encoder_kernel_size // 2 or encoder_kernel_size % hop):
+            raise ValueError(
+                f"the STFT hop must divide its window and be at most half of it; got encoder_hop_size={hop} for "
+                f"encoder_kernel_size={encoder_kernel_size} (e.g. 128 for 512)"
+            )
         self.bottleneck_channels = bottleneck_channels
         self.num_blocks = num_blocks
         self.chunk_size = chunk_size
@@ -160,6 +185,9 @@ class DualPathConfig(EleganceConfig):
 
     @property
     def encoder_stride(self) -> int:
+        """Hop of the encoder in samples: its frames come at ``sampling_rate / encoder_stride`` a second."""
+        if self.encoder_type == "stft":
+            return self.encoder_kernel_size // 4 if self.encoder_hop_size is None else self.encoder_hop_size
         return self.encoder_kernel_size // 2
 
 

@@ -92,17 +92,23 @@ class DualPathExtractor(nn.Module):
     the bottleneck] -> dual-path blocks -> PReLU -> 1x1 to the encoder channels -> ReLU mask.
 
     Args:
-        config: a dual-path config (``encoder_channels``, ``bottleneck_channels``, ``num_blocks``, ``chunk_size``,
-            the sequence model's sizes and ``prior_embedding_dim``).
+        config: a dual-path config (``bottleneck_channels``, ``num_blocks``, ``chunk_size``, the sequence model's
+            sizes and ``prior_embedding_dim``).
         cue_channels: width of the cue fused before the blocks (the visual cue); 0 for audio-only extraction.
+        input_channels: width of the encoder features it reads; mask_channels: width of the mask it writes (both
+            ``encoder_channels`` for USEV's learned encoder).
+        mask_nonnegative: ReLU on the mask (USEV's); False leaves it linear (a complex mask).
     """
 
-    def __init__(self, config, *, cue_channels: int):
+    def __init__(
+        self, config, *, cue_channels: int, input_channels: int, mask_channels: int, mask_nonnegative: bool = True
+    ):
         super().__init__()
         bottleneck = config.bottleneck_channels
         self.chunk_size = config.chunk_size
-        self.norm = GlobalLayerNorm(config.encoder_channels)
-        self.bottleneck = nn.Conv1d(config.encoder_channels, bottleneck, 1, bias=False)
+        self.mask_nonnegative = mask_nonnegative
+        self.norm = GlobalLayerNorm(input_channels)
+        self.bottleneck = nn.Conv1d(input_channels, bottleneck, 1, bias=False)
         self.prior_fusion = None
         if config.prior_embedding_dim is not None:
             self.prior_fusion = GatedCrossAttentionFusion(
@@ -111,7 +117,7 @@ class DualPathExtractor(nn.Module):
         self.cue_fusion = nn.Conv1d(bottleneck + cue_channels, bottleneck, 1, bias=False) if cue_channels else None
         self.blocks = nn.ModuleList(DualPathBlock(bottleneck, config) for _ in range(config.num_blocks))
         self.mask_activation = nn.PReLU()
-        self.mask_projection = nn.Conv1d(bottleneck, config.encoder_channels, 1, bias=False)
+        self.mask_projection = nn.Conv1d(bottleneck, mask_channels, 1, bias=False)
 
     def forward(
         self,
@@ -123,14 +129,14 @@ class DualPathExtractor(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""
         Args:
-            mixture: ``(b, encoder_channels, t)`` encoded mixture.
+            mixture: ``(b, input_channels, t)`` the encoder's features of the mixture.
             frame_lengths: ``(b,)`` real frames of each row, or None when no row is padded.
             cue: ``(b, cue_channels, t)`` cue aligned to the frames, or None for audio-only extraction.
             prior: ``(b, tokens, prior_embedding_dim)`` linguistic prior (fusion enabled only).
             prior_attention_mask: ``(b, tokens)``, 1 on real prior tokens.
 
         Returns:
-            ``mask`` ``(b, encoder_channels, t)`` and ``features`` ``(b, t, bottleneck_channels)``, the output of
+            ``mask`` ``(b, mask_channels, t)`` and ``features`` ``(b, t, bottleneck_channels)``, the output of
             the dual-path blocks before the mask head.
         """
         frames = mixture.shape[-1]
@@ -150,5 +156,7 @@ class DualPathExtractor(nn.Module):
         for block in self.blocks:
             chunks = block(chunks, chunk_mask, chunk_lengths)
         features = apply_mask(overlap_add(chunks, frames), frame_mask)
-        mask = torch.relu(self.mask_projection(self.mask_activation(features)))
+        mask = self.mask_projection(self.mask_activation(features))
+        if self.mask_nonnegative:
+            mask = torch.relu(mask)
         return mask, features.transpose(1, 2)

@@ -27,6 +27,7 @@ from .lip_encoder import LipEncoder
 from .losses import activity_aware_loss, negative_si_sdr_loss
 from .normalization import GlobalLayerNorm, apply_mask
 from .sequence_models import MambaMixer
+from .spectral_codec import StftDecoder, StftEncoder
 from .visual_tcn import VisualTCN
 from .waveform_codec import WaveformDecoder, WaveformEncoder
 
@@ -110,7 +111,9 @@ class DualPathPreTrainedModel(PreTrainedModel):
         mixture = self.encode(input_values, sample_mask)
         frame_mask = length_mask(frame_lengths, mixture.shape[-1])
         prior_embeds, prior_attention_mask = check_prior(self, prior_embeds, prior_attention_mask, batch, mixture)
-        mask, features = self.extractor(mixture, frame_lengths, cue, prior_embeds, prior_attention_mask)
+        mask, features = self.extractor(
+            self.encoder.features(mixture), frame_lengths, cue, prior_embeds, prior_attention_mask
+        )
         encoded_estimate = self.mask_mixture(mixture, mask, frame_mask)
         waveform = self.decode(encoded_estimate, samples, sample_mask)
         loss = None if labels is None else self._loss(waveform, apply_mask(labels, sample_mask), sample_mask)
@@ -124,11 +127,10 @@ class DualPathPreTrainedModel(PreTrainedModel):
         """``(batch, samples)`` -> ``(batch, encoder_channels, frames)``, padding zeroed first."""
         return self.encoder(apply_mask(input_values, sample_mask))
 
-    @staticmethod
-    def mask_mixture(mixture: torch.Tensor, mask: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
-        """The target's encoding: ``mixture * mask``, both ``(batch, encoder_channels, frames)``, zero past each row's
-        frames."""
-        return apply_mask(mixture * mask, None if frame_mask is None else frame_mask[:, None])
+    def mask_mixture(self, mixture: torch.Tensor, mask: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        """The target's encoding: the mask applied by the encoder's rule (a product; complex for the STFT), both
+        ``(batch, mask channels, frames)``, zero past each row's frames."""
+        return apply_mask(self.encoder.apply_mask(mixture, mask), None if frame_mask is None else frame_mask[:, None])
 
     def decode(self, encoded: torch.Tensor, samples: int, sample_mask: torch.Tensor | None) -> torch.Tensor:
         """``(batch, encoder_channels, frames)`` -> ``(batch, samples)``, zero past each row's samples."""
@@ -147,9 +149,23 @@ class DualPathPreTrainedModel(PreTrainedModel):
         return negative_si_sdr_loss(estimate, target, mask)
 
     def _build_codec_and_extractor(self, config: DualPathConfig, cue_channels: int):
-        self.encoder = WaveformEncoder(config.encoder_channels, kernel_size=config.encoder_kernel_size)
-        self.extractor = DualPathExtractor(config, cue_channels=cue_channels)
-        self.decoder = WaveformDecoder(config.encoder_channels, kernel_size=config.encoder_kernel_size)
+        # built in this order (encoder, extractor, decoder) so a fixed seed gives the weights it always gave
+        stft = config.encoder_type == "stft"
+        if stft:
+            self.encoder = StftEncoder(n_fft=config.encoder_kernel_size, hop=config.encoder_stride)
+        else:
+            self.encoder = WaveformEncoder(config.encoder_channels, kernel_size=config.encoder_kernel_size)
+        self.extractor = DualPathExtractor(
+            config,
+            cue_channels=cue_channels,
+            input_channels=self.encoder.feature_channels,
+            mask_channels=self.encoder.mask_channels,
+            mask_nonnegative=self.encoder.mask_nonnegative,
+        )
+        if stft:
+            self.decoder = StftDecoder(n_fft=config.encoder_kernel_size, hop=config.encoder_stride)
+        else:
+            self.decoder = WaveformDecoder(config.encoder_channels, kernel_size=config.encoder_kernel_size)
 
 
 class DualPathVisualEncoder(nn.Module):

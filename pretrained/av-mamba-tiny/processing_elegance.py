@@ -28,9 +28,7 @@ class EleganceProcessor(ProcessorMixin):
 
     @staticmethod
     def get_possibly_dynamic_module(module_name):
-        # the sub-processors are this package's classes, which transformers' registries do not list
-        own = {cls.__name__: cls for cls in (EleganceFeatureExtractor, LipVideoProcessor)}
-        return own[module_name] if module_name in own else ProcessorMixin.get_possibly_dynamic_module(module_name)
+        return package_subprocessor(module_name)
 
     @classmethod
     def from_defaults(
@@ -87,23 +85,42 @@ class EleganceProcessor(ProcessorMixin):
         return BatchFeature(outputs, tensor_type=return_tensors)
 
     def _check_durations(self, audio_mask, video_mask):
-        audio_lengths = [int(sum(row)) for row in audio_mask.tolist()]
-        video_lengths = [int(sum(row)) for row in video_mask.tolist()]
-        if len(audio_lengths) != len(video_lengths):
-            raise ValueError(
-                f"got {len(audio_lengths)} audio examples but {len(video_lengths)} lip clips; pass one clip per waveform"
-            )
-        rate, fps = self.audio_feature_extractor.sampling_rate, self.lip_feature_extractor.fps
-        for index, (samples, frames) in enumerate(zip(audio_lengths, video_lengths)):
-            audio_seconds, video_seconds = samples / rate, frames / fps
-            # the same rule as the model's own check (one frame), applied here to the raw inputs
-            if abs(audio_seconds - video_seconds) > 1.0 / fps + 1e-9:
-                raise ValueError(
-                    f"example {index}: the audio lasts {audio_seconds:.2f} s but the lip clip has {frames} frames at "
-                    f"{fps} fps ({video_seconds:.2f} s); they must agree within one frame ({1.0 / fps:.2f} s). "
-                    f"Trim or pad one of them, or check the clip's frame rate"
-                )
+        check_durations(
+            audio_mask, video_mask, self.audio_feature_extractor.sampling_rate, self.lip_feature_extractor.fps
+        )
 
     @property
     def model_input_names(self):
         return ["input_values", "audio_attention_mask", "lip_frames", "video_attention_mask"]
+
+
+def check_durations(audio_mask, video_mask, rate: int, fps: int) -> None:
+    """Each example's audio (``audio_mask`` ``(batch, samples)``) and lip clip (``video_mask`` ``(batch, frames)``)
+    must last the same within one video frame; otherwise an error that says by how much they differ."""
+    check_duration_lengths(
+        [int(sum(row)) for row in audio_mask.tolist()], [int(sum(row)) for row in video_mask.tolist()], rate, fps
+    )
+
+
+def check_duration_lengths(audio_lengths: list[int], video_lengths: list[int], rate: int, fps: int) -> None:
+    """:func:`check_durations` on lengths: samples of each example's audio, frames of its lip clip."""
+    if len(audio_lengths) != len(video_lengths):
+        raise ValueError(
+            f"got {len(audio_lengths)} audio examples but {len(video_lengths)} lip clips; pass one clip per waveform"
+        )
+    for index, (samples, frames) in enumerate(zip(audio_lengths, video_lengths)):
+        audio_seconds, video_seconds = samples / rate, frames / fps
+        # the same rule as the model's own check (one frame), applied here to the raw inputs
+        if abs(audio_seconds - video_seconds) > 1.0 / fps + 1e-9:
+            raise ValueError(
+                f"example {index}: the audio lasts {audio_seconds:.2f} s but the lip clip has {frames} frames at "
+                f"{fps} fps ({video_seconds:.2f} s); they must agree within one frame ({1.0 / fps:.2f} s). "
+                f"Trim or pad one of them, or check the clip's frame rate"
+            )
+
+
+def package_subprocessor(module_name: str):
+    """The class of a sub-processor by name: this package's own (which transformers' registries do not list), else
+    transformers'."""
+    own = {cls.__name__: cls for cls in (EleganceFeatureExtractor, LipVideoProcessor)}
+    return own[module_name] if module_name in own else ProcessorMixin.get_possibly_dynamic_module(module_name)

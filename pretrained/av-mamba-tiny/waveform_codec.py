@@ -23,6 +23,17 @@ class WaveformEncoder(nn.Module):
         self.stride = kernel_size // 2
         self.conv = nn.Conv1d(1, channels, kernel_size, stride=self.stride, bias=False)
 
+    # the separator sees the encoded mixture itself, and a mask scales it channel by channel (ReLU: nonnegative)
+    mask_nonnegative = True
+
+    @property
+    def feature_channels(self) -> int:
+        return self.conv.out_channels
+
+    @property
+    def mask_channels(self) -> int:
+        return self.conv.out_channels
+
     def num_frames(self, samples: torch.Tensor | int):
         """Frames produced for ``samples >= kernel_size`` input samples (ints or integer tensors)."""
         excess = samples - self.kernel_size
@@ -32,6 +43,19 @@ class WaveformEncoder(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return F.relu(self.conv(waveform.unsqueeze(1)))
+
+    @staticmethod
+    def features(encoded: torch.Tensor) -> torch.Tensor:
+        return encoded
+
+    @staticmethod
+    def apply_mask(encoded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return encoded * mask
+
+    @staticmethod
+    def ideal_ratio_mask(encoded_target: torch.Tensor, encoded_rest: torch.Tensor) -> torch.Tensor:
+        """``T / (T + R)`` on the nonnegative encodings, clamped to [0, 1]."""
+        return (encoded_target / (encoded_target + encoded_rest).clamp_min(1e-8)).clamp(0, 1)
 
 
 class WaveformDecoder(nn.Module):
