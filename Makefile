@@ -94,7 +94,7 @@ benchmark-quality: install-dev $(DATA)/dataset_dict.json
 
 # re-creates the shipped models of pretrained/ (see pretrained/README.md for the commands, commits and measured
 # times): the lip reader, then usev-tiny and av-mamba-tiny, one after the other, each alone on both cores on the
-# many-speakers corpus (about 112 and 115 minutes), each evaluated and exported with its card; resumes where it stopped. The recipe itself (learning
+# many-speakers corpus (about 112 and 97 minutes), each evaluated and exported with its card; resumes where it stopped. The recipe itself (learning
 # rate 2e-3 with warm-up and cosine decay, 30% of the lips impaired) is elegance-train's default. Two OpenMP threads
 # beside another job wait on each other (3x slower a step), hence one after the other.
 RUN_FLAGS := --lip_encoder pretrained/lip-reader --eval_strategy steps --eval_steps 2000 --save_steps 1000 \
