@@ -3,6 +3,7 @@ parallelism and the guidance-free export."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -329,6 +330,17 @@ def test_resume_continues_bit_for_bit(tiny_corpus_path, cache_dir, tmp_path):
     for before, after in zip(full[2:], resumed[2:]):
         for key in ("loss", "loss_extraction", "loss_cmkt"):
             assert before[key] == after[key], (key, before, after)
+
+
+def test_resuming_a_finished_run_trains_no_more_and_exports_the_same_model(tiny_corpus_path, cache_dir, tmp_path):
+    args = cli_args(tiny_corpus_path, cache_dir, steps=2) + ["--save_steps", "2"]
+    out, _ = run_cli(args, tmp_path, "finished")
+    exported = safetensors.torch.load_file(os.path.join(out, "guidance-free", "model.safetensors"))
+    shutil.rmtree(os.path.join(out, "guidance-free"))
+    run_cli(args + ["--resume_from_checkpoint", "last"], tmp_path, "finished")
+    assert sorted(name for name in os.listdir(out) if name.startswith("checkpoint-")) == ["checkpoint-2"]
+    again = safetensors.torch.load_file(os.path.join(out, "guidance-free", "model.safetensors"))
+    assert again.keys() == exported.keys() and all(torch.equal(again[name], exported[name]) for name in exported)
 
 
 def test_an_interrupted_checkpoint_save_leaves_no_checkpoint(tiny_corpus_path, cache_dir, tmp_path, monkeypatch):
