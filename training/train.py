@@ -27,7 +27,7 @@ from .language_model import load_causal_language_model, resolve_llm, text_encode
 from .lip_embedding_cache import LipEmbeddings
 from .offline_whisper import offline_whisper
 from .speech_encoder import SpeechEncoder
-from .staged_folder import finished_checkpoint, resolve_resume
+from .staged_folder import resolve_resume
 from .trainer import GuidanceTrainer
 from .transcript_embedding_cache import TranscriptEmbeddings
 
@@ -257,20 +257,14 @@ def main(argv=None) -> int:
         processing_class=processor,
         training_record=record,
     )
-    checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
-    trained = training_args.output_dir
-    if finished_checkpoint(checkpoint, training_args.max_steps):
-        print(f"{checkpoint} holds all {training_args.max_steps} steps: nothing left to train, exporting it")
-        trained = checkpoint
-    else:
-        trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model(training_args.output_dir)
-        trainer.save_state()  # trainer_state.json with the log history
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir))
+    trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json with the log history
     if trainer.is_world_process_zero():
         from .release.export import export_guidance_free
 
         export_dir = args.export_dir or os.path.join(training_args.output_dir, "guidance-free")
-        export_guidance_free(trained, export_dir)
+        export_guidance_free(training_args.output_dir, export_dir)
         print(f"guidance-free model written to {export_dir}")
     trainer.accelerator.wait_for_everyone()
     return 0

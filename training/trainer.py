@@ -5,7 +5,8 @@
 - checkpoints hold :meth:`GuidedModel.checkpoint_state_dict` (no frozen LLM/PSLM weights) plus
   ``elegance_training.json``, which says how to rebuild the run (and lets ``elegance-export`` strip it);
 - a checkpoint is written into a staging folder and renamed into place once complete, so an interrupted save never
-  leaves a half-written ``checkpoint-N`` for ``--resume_from_checkpoint`` to pick up.
+  leaves a half-written ``checkpoint-N`` for ``--resume_from_checkpoint`` to pick up;
+- resumed from a checkpoint that holds all ``max_steps`` steps, it loads the checkpoint and trains no further.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import time
 
 import safetensors.torch
 import torch
-from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers import Trainer, TrainerState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
+
+from .staged_folder import finished_checkpoint
 
 TRAINING_RECORD = "elegance_training.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -88,6 +91,17 @@ class GuidanceTrainer(Trainer):
         super().log(logs, start_time)
 
     # ---- checkpoints ----
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs) -> TrainOutput:
+        """`Trainer.train`, except on a finished run: resumed from a checkpoint of all ``max_steps`` steps, Trainer
+        takes one more step before it checks its budget (transformers 5.25), so here the checkpoint's weights and
+        state are loaded and nothing is trained."""
+        if isinstance(resume_from_checkpoint, str) and finished_checkpoint(resume_from_checkpoint, self.args.max_steps):
+            self._load_from_checkpoint(resume_from_checkpoint)
+            self.state = TrainerState.load_from_json(os.path.join(resume_from_checkpoint, "trainer_state.json"))
+            print(f"{resume_from_checkpoint} holds all {self.args.max_steps} steps: nothing left to train")
+            return TrainOutput(self.state.global_step, float("nan"), {})
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir or self.args.output_dir
