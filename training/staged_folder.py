@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -34,12 +33,3 @@ def resolve_resume(resume: str | None, output_dir: str, log=print) -> str | None
     if last is None:
         log(f"no checkpoint in {output_dir}: starting from scratch")
     return last
-
-
-def finished_checkpoint(checkpoint: str | None, max_steps: int) -> bool:
-    """Whether ``checkpoint`` already holds all ``max_steps`` steps. Trainer, resumed from such a checkpoint, takes
-    one more step before it checks its budget (transformers 5.25), so a finished run must not be resumed."""
-    if checkpoint is None or max_steps <= 0:
-        return False
-    with open(os.path.join(checkpoint, "trainer_state.json")) as stream:
-        return json.load(stream)["global_step"] >= max_steps

@@ -19,9 +19,8 @@ import time
 import safetensors.torch
 import torch
 from transformers import Trainer, TrainerState
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
-
-from .staged_folder import finished_checkpoint
 
 TRAINING_RECORD = "elegance_training.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -96,11 +95,13 @@ class GuidanceTrainer(Trainer):
         """`Trainer.train`, except on a finished run: resumed from a checkpoint of all ``max_steps`` steps, Trainer
         takes one more step before it checks its budget (transformers 5.25), so here the checkpoint's weights and
         state are loaded and nothing is trained."""
-        if isinstance(resume_from_checkpoint, str) and finished_checkpoint(resume_from_checkpoint, self.args.max_steps):
-            self._load_from_checkpoint(resume_from_checkpoint)
-            self.state = TrainerState.load_from_json(os.path.join(resume_from_checkpoint, "trainer_state.json"))
-            print(f"{resume_from_checkpoint} holds all {self.args.max_steps} steps: nothing left to train")
-            return TrainOutput(self.state.global_step, float("nan"), {})
+        if isinstance(resume_from_checkpoint, str) and self.args.max_steps > 0:
+            state = TrainerState.load_from_json(os.path.join(resume_from_checkpoint, TRAINER_STATE_NAME))
+            if state.global_step >= self.args.max_steps:
+                self._load_from_checkpoint(resume_from_checkpoint)
+                self.state = state
+                print(f"{resume_from_checkpoint} holds all {self.args.max_steps} steps: nothing left to train")
+                return TrainOutput(state.global_step, float("nan"), {})
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
